@@ -1,0 +1,102 @@
+"""Configuration of the investment-under-uncertainty economy (seed 000, section 3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from abm_markets.config import Config, param
+from abm_markets.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InvestmentConfig(Config):
+    """The investment-under-uncertainty economy.
+
+    N^h households, each with Cobb-Douglas technology over N^c capital goods,
+    ``Y_i = Z_i * prod_j K_ij^(alpha/N^c)``, consume ``C_i`` and invest; capital
+    goods cost ``phi/2 * I^2`` units of the final good to produce; capital
+    depreciates at rate ``delta``; utility is CRRA with coefficient ``crra``
+    (1 = log). Defaults are the original MarketsAI calibration.
+    """
+
+    n_households: int = param(1, "Number of households N^h.", ge=1)
+    n_capital_goods: int = param(1, "Number of capital goods N^c (one seller each).", ge=1)
+    formulation: str = param(
+        "planner",
+        "planner: resources pooled per good, output shared by contribution; market: households buy from firms.",
+        choices=("planner", "market"),
+    )
+    alpha: float = param(0.3, "Capital share: returns to the capital bundle (0 < alpha < 1).", gt=0.0, lt=1.0)
+    beta: float = param(0.98, "Households' discount factor per period.", gt=0.0, lt=1.0)
+    delta: float = param(0.04, "Depreciation rate of capital per period.", gt=0.0, le=1.0)
+    phi: float = param(0.5, "Quadratic cost of producing capital goods: cost = phi/2 * I^2.", gt=0.0)
+    crra: float = param(1.0, "Relative risk aversion sigma of CRRA utility (1 = log).", gt=0.0)
+    tfp_values: tuple[float, ...] = param(
+        (0.9, 1.1), "Idiosyncratic TFP states Z_i (Markov chain, one draw per household).", gt=0.0
+    )
+    tfp_persistence: float = param(
+        0.9, "Probability that idiosyncratic TFP stays in its state; moves uniformly to another otherwise.", ge=0.0, le=1.0
+    )
+    agg_tfp_values: tuple[float, ...] = param(
+        (1.0,), "Aggregate TFP states multiplying every household's TFP; (1.0,) switches the aggregate shock off.", gt=0.0
+    )
+    agg_tfp_persistence: float = param(0.95, "Probability that aggregate TFP stays in its state.", ge=0.0, le=1.0)
+    action: str = param(
+        "shares",
+        "shares: agents choose spending shares s_ij of output; quantities: agents choose investment I_ij.",
+        choices=("shares", "quantities"),
+    )
+    budget: str = param(
+        "scale",
+        "How a spending plan above output is made feasible: scale (project onto the budget) or penalty "
+        "(scale, and subtract budget_penalty * overshoot from the reward).",
+        choices=("scale", "penalty"),
+    )
+    budget_penalty: float = param(1.0, "Reward penalty per unit of budget overshoot (budget = penalty).", ge=0.0)
+    market: str = param(
+        "walrasian",
+        "Market mechanism of the market formulation: walrasian, posted (posted price), bilateral (network).",
+        choices=("walrasian", "posted", "bilateral"),
+    )
+    firms: str = param(
+        "competitive",
+        "Capital-good firms: competitive (supply p = phi * I) or decision (post price and capacity as actions).",
+        choices=("competitive", "decision"),
+    )
+    network: str = param(
+        "complete",
+        "Trading network of the bilateral market: complete, random (Erdos-Renyi bipartite), ring.",
+        choices=("complete", "random", "ring"),
+    )
+    network_p: float = param(0.5, "Edge probability of the random bipartite network.", gt=0.0, le=1.0)
+    bargaining_power: float = param(
+        1.0,
+        "Seller's bargaining power theta in the bilateral market: price = ((1+theta)/2) * phi * Q, "
+        "between average cost (theta=0) and marginal cost (theta=1).",
+        ge=0.0,
+        le=1.0,
+    )
+    k_init: float | None = param(None, "Initial capital per household and good; None = deterministic steady state.", gt=0.0)
+    k_init_spread: float = param(
+        0.0, "Initial capital drawn uniformly in k_init * [1 - spread, 1 + spread].", ge=0.0, lt=1.0
+    )
+    c_floor: float = param(1e-6, "Consumption floor inside the utility function (avoids log 0).", gt=0.0)
+    horizon: int = param(200, "Episode length in periods (environments truncate here).", ge=1)
+
+    def validate(self) -> None:
+        n = len(self.tfp_values)
+        if n == 0:
+            raise ConfigError("InvestmentConfig.tfp_values = () is invalid; expected at least one state")
+        if self.formulation == "planner" and self.firms == "decision":
+            raise ConfigError(
+                "InvestmentConfig.firms = 'decision' is invalid with formulation = 'planner'; "
+                "expected formulation = 'market' for deciding firms"
+            )
+        if self.k_init is not None and not math.isfinite(self.k_init):
+            raise ConfigError(f"InvestmentConfig.k_init = {self.k_init!r} is invalid; expected a finite number > 0")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N^h, N^c)."""
+        return (self.n_households, self.n_capital_goods)

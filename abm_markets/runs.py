@@ -1,0 +1,303 @@
+"""Run directories: atomic files, manifest, logs, checkpoints.
+
+A run directory holds::
+
+    config.toml        fully resolved config ([run] and [scenario] tables)
+    manifest.json      config hash, seed, git revision, package versions, device, wall time
+    summary.json       headline figures, including gaps to reference solutions
+    metrics.parquet    training / solver curves, one row per iteration (long or wide)
+    steps.parquet      long-format evaluation log: t, economy, agent, variable, value
+    markets.parquet    long-format market log: t, economy, good, variable, value
+    checkpoints/       torch state dicts (load with ``weights_only=True``)
+    plots/*.png        figures drawn from the logs
+
+Every file is written to a temporary name in the same folder and renamed into
+place (``os.replace``), so a killed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+import tomli_w
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_PACKAGES = ("abm-markets", "torch", "numpy", "polars", "mesa", "tianshou", "gymnasium", "pettingzoo", "numba")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomic UTF-8 text write."""
+    atomic_write_bytes(path, text.encode())
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+        return None
+    return obj
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (tensors and numpy values converted, NaN -> null)."""
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_parquet(path: Path, df: pl.DataFrame) -> None:
+    """Atomic Parquet write."""
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_toml(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomic TOML write."""
+    atomic_write_text(path, tomli_w.dumps(_jsonable(data)))
+
+
+def atomic_save_figure(path: Path, fig: Figure, dpi: int = 110) -> None:
+    """Atomic PNG write of a matplotlib figure; the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    """Atomic ``torch.save`` (tensors, dicts of tensors and plain Python values only)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def git_revision() -> str | None:
+    """Current git commit of the source tree, with ``+dirty`` if modified, or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that determine results."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``cpu|cuda|auto`` to a torch device (``auto`` picks CUDA when available)."""
+    from abm_markets.errors import UserError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name!r} requested but CUDA is not available; use cpu or auto")
+        return torch.device(name)
+    raise UserError(f"unknown device {name!r}; valid: cpu, cuda, auto")
+
+
+@dataclass
+class RunContext:
+    """What a scenario gets to write its results: paths, seed, device, loggers.
+
+    Attributes:
+        out: The run directory (created by the runner before the scenario starts).
+        seed: The run's seed; derive every generator from it.
+        device: Torch device for the batched engine.
+        resume: True when the user asked to resume from ``out``'s last checkpoint.
+        progress_enabled: Whether progress bars are shown.
+    """
+
+    out: Path
+    seed: int
+    device: torch.device
+    resume: bool = False
+    progress_enabled: bool = True
+    _metrics: list[dict[str, Any]] = field(default_factory=list)
+    _t0: float = field(default_factory=time.perf_counter)
+
+    # ----------------------------------------------------------- randomness
+    def generator(self, offset: int = 0, device: torch.device | None = None) -> torch.Generator:
+        """A torch generator seeded with ``seed + offset`` on ``device`` (default: the run's)."""
+        g = torch.Generator(device=device or self.device)
+        g.manual_seed(self.seed + offset)
+        return g
+
+    def np_rng(self, offset: int = 0) -> np.random.Generator:
+        """A numpy generator seeded with ``seed + offset``."""
+        return np.random.default_rng(self.seed + offset)
+
+    # ---------------------------------------------------------------- files
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+    def write_table(self, name: str, df: pl.DataFrame) -> Path:
+        """Write ``name.parquet`` (``name`` without extension) atomically."""
+        path = self.out / f"{name}.parquet"
+        atomic_write_parquet(path, df)
+        return path
+
+    def save_figure(self, name: str, fig: Figure) -> Path:
+        """Write ``plots/name.png`` atomically."""
+        path = self.out / "plots" / f"{name}.png"
+        atomic_save_figure(path, fig)
+        return path
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.out / f"{name}.json"
+        atomic_write_json(path, obj)
+        return path
+
+    # -------------------------------------------------------------- metrics
+    def log_metrics(self, **row: Any) -> None:
+        """Append one row of training/solver metrics (flushed by :meth:`flush_metrics`)."""
+        row.setdefault("wall_s", time.perf_counter() - self._t0)
+        self._metrics.append({k: _scalar(v) for k, v in row.items()})
+
+    def set_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the metric rows (used when resuming from a checkpoint)."""
+        self._metrics = list(rows)
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return self._metrics
+
+    def flush_metrics(self) -> Path | None:
+        """Write ``metrics.parquet`` from the rows logged so far (atomically)."""
+        if not self._metrics:
+            return None
+        return self.write_table("metrics", pl.DataFrame(self._metrics, infer_schema_length=None))
+
+    # ---------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    def save_checkpoint(self, name: str, state: Mapping[str, Any]) -> Path:
+        """Atomically save ``checkpoints/name.pt`` and point ``checkpoints/latest`` at it."""
+        path = self.checkpoint_dir / f"{name}.pt"
+        atomic_torch_save(path, dict(state))
+        atomic_write_text(self.checkpoint_dir / "latest", name + "\n")
+        return path
+
+    def latest_checkpoint(self) -> dict[str, Any] | None:
+        """Load the latest checkpoint with ``weights_only=True``, or None."""
+        marker = self.checkpoint_dir / "latest"
+        if not marker.exists():
+            return None
+        path = self.checkpoint_dir / f"{marker.read_text().strip()}.pt"
+        return torch.load(path, map_location=self.device, weights_only=True)
+
+    # ------------------------------------------------------------- progress
+    @contextlib.contextmanager
+    def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[Any]:
+        """A tqdm progress bar with ETA (disabled when not interactive or ``progress_enabled`` is off)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.progress_enabled, dynamic_ncols=True)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.item() if v.numel() == 1 else v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def write_manifest(
+    out: Path,
+    *,
+    scenario: str,
+    config_hash: str,
+    seed: int,
+    device: torch.device,
+    wall_s: float | None,
+    status: str,
+) -> None:
+    """Write ``manifest.json``."""
+    atomic_write_json(
+        out / "manifest.json",
+        {
+            "scenario": scenario,
+            "config_hash": config_hash,
+            "seed": seed,
+            "git_revision": git_revision(),
+            "versions": package_versions(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "torch_threads": torch.get_num_threads(),
+            "wall_s": wall_s,
+            "status": status,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+
+def long_frame(columns: Mapping[str, Any], id_cols: tuple[str, ...]) -> pl.DataFrame:
+    """Melt wide columns into the long format ``(*id_cols, variable, value)``."""
+    df = pl.DataFrame({k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in columns.items()})
+    value_cols = [c for c in df.columns if c not in id_cols]
+    return df.unpivot(index=list(id_cols), on=value_cols, variable_name="variable", value_name="value").with_columns(
+        pl.col("value").cast(pl.Float64)
+    )
