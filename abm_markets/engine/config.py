@@ -64,6 +64,9 @@ class InvestmentConfig(Config):
         "Capital-good firms: competitive (supply p = phi * I) or decision (post price and capacity as actions).",
         choices=("competitive", "decision"),
     )
+    firms_per_good: int = param(
+        1, "Capital-good firms M selling each good (market formulation); competitive firms share demand.", ge=1
+    )
     network: str = param(
         "complete",
         "Trading network of the bilateral market: complete, random (Erdos-Renyi bipartite), ring.",
@@ -81,10 +84,25 @@ class InvestmentConfig(Config):
     k_init_spread: float = param(
         0.0, "Initial capital drawn uniformly in k_init * [1 - spread, 1 + spread].", ge=0.0, lt=1.0
     )
+    household_obs: tuple[str, ...] = param(
+        ("own_capital", "own_tfp", "agg_capital", "agg_tfp"),
+        "Information structure: blocks each household observes (own_capital, own_tfp, agg_capital, agg_tfp, "
+        "all_capital, all_tfp, prices, time).",
+    )
+    network_seed: int = param(0, "Seed of the random trading network (fixed across episodes).", ge=0)
     c_floor: float = param(1e-6, "Consumption floor inside the utility function (avoids log 0).", gt=0.0)
     horizon: int = param(200, "Episode length in periods (environments truncate here).", ge=1)
 
     def validate(self) -> None:
+        from abm_markets.engine.economy import OBSERVATION_BLOCKS
+
+        for block in self.household_obs:
+            if block not in OBSERVATION_BLOCKS:
+                raise ConfigError(
+                    f"InvestmentConfig.household_obs contains {block!r}; expected blocks from {', '.join(OBSERVATION_BLOCKS)}"
+                )
+        if not self.household_obs:
+            raise ConfigError("InvestmentConfig.household_obs = () is invalid; expected at least one block")
         n = len(self.tfp_values)
         if n == 0:
             raise ConfigError("InvestmentConfig.tfp_values = () is invalid; expected at least one state")
