@@ -474,4 +474,3 @@ def greedy_cycle(
         if not open_.any():
             break
     return {"profit": tot / length[:, None], "length": length, "state": start, "actions": act_tot / length[:, None]}
-

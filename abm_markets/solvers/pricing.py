@@ -39,8 +39,8 @@ from abm_markets.errors import ConfigError
 
 __all__ = [
     "LogitMarket",
-    "best_response_index",
     "bertrand_nash",
+    "best_response_index",
     "joint_monopoly",
     "logit_demand",
     "logit_profit",
@@ -64,7 +64,9 @@ class LogitMarket(Config):
         for name in ("a", "c"):
             v = getattr(self, name)
             if len(v) not in (1, self.n_firms):
-                raise ConfigError(f"LogitMarket.{name} = {list(v)} has {len(v)} values; expected 1 or n_firms = {self.n_firms}")
+                raise ConfigError(
+                    f"LogitMarket.{name} = {list(v)} has {len(v)} values; expected 1 or n_firms = {self.n_firms}"
+                )
 
     @property
     def a_vec(self) -> np.ndarray:
