@@ -1,0 +1,541 @@
+"""Structural reinforcement learning (SRL): a generic solver for heterogeneous-agent models.
+
+Method (Yang, Wang, Schaab and Moll, *Structural Reinforcement Learning for
+Heterogeneous Agent Macroeconomics*, 2024/25). Households observe prices, not
+the cross-sectional distribution. Their policy is a table over (aggregate
+exogenous state ``z``, price grid [and lagged-price grids], individual asset
+``b``, idiosyncratic state ``y``) and is improved by gradient ascent on
+
+    v(theta) = 1/N sum_n sum_{t<T} beta^t sum_{b,y} g_t^n(b, y) u(c_theta(b, y, p_t^n, z_t^n)),
+
+the discounted utility averaged over ``N`` simulated equilibrium paths. The
+distribution ``g_t`` lives on the asset grid and is pushed forward by the
+policy with Young's lottery, so the gradient is exact through the known
+individual dynamics (structural knowledge: budget, transitions, utility). Each
+household takes the *aggregate* distribution and prices as given: prices are
+computed from ``g_t.detach()`` and the detached policy (stop-gradient = price
+taking), while ``g_t`` itself, read as the household's own state distribution,
+carries the gradient. Each period the market clears on the price grid
+(:func:`abm_markets.srl.grids.clear_on_grid`).
+
+Division of labour
+------------------
+The **model** supplies the economics of one period; the **solver** supplies
+everything else: sampling the aggregate shock paths, the time loop over ``N``
+paths at once, the discounting, stop-gradient of the state carried between
+periods, gradients per policy group, Adam with gradient clipping and
+learning-rate decay, warm-up from fixed or random initial distributions,
+continuation of the paths across epochs (so later epochs sample the ergodic set),
+convergence in a robust norm and per-epoch logging.
+
+Model protocol (:class:`SRLModel`)
+----------------------------------
+A model is any object with these attributes and methods (shapes: ``N`` paths,
+``nb`` asset points, ``ny`` idiosyncratic states, ``nz`` aggregate states):
+
+``beta: float``
+    Discount factor applied by the solver as ``beta**t`` to every reward.
+``agg_transition: Tensor (nz, nz)``
+    Markov matrix of the aggregate exogenous state ``z`` (index). Use a
+    one-state chain ``[[1.0]]`` for no aggregate risk. Partial-equilibrium
+    models put exogenous prices into ``z``.
+``init_params(device, dtype) -> dict[str, Tensor]``
+    Initial policy tables (the solver makes them leaves with ``requires_grad``).
+``param_groups() -> dict[str, tuple[str, ...]]``
+    Objective name -> names of the tables it is maximised over, e.g.
+    ``{"household": ("savings_logit",)}``; HANK adds ``{"firm": ("inflation",)}``.
+    ``period`` returns one reward per objective name. Each group's gradient is
+    taken of its own objective only (simultaneous, independent updates).
+``initial_distribution(n, kind, generator, device, dtype) -> Tensor (n, nb, ny)``
+    ``kind`` is ``"fixed"`` (the same for every path) or ``"random"``.
+``initial_carry(n, z0, device, dtype) -> dict[str, Tensor]``
+    Aggregate state carried between periods, e.g. ``{"price_lag": (n,)}``;
+    may be empty.
+``period(inp: PeriodInput) -> PeriodOutput``
+    One period for all paths: evaluate the policy, clear the markets (using
+    ``inp.given_dist`` and detached tables, i.e. stop-gradient), compute
+    consumption, rewards and the next distribution (with gradient, via
+    :func:`~abm_markets.srl.grids.lottery` and
+    :func:`~abm_markets.srl.grids.push_forward`).
+``policy_values(params) -> Tensor``
+    The policy in economic units on its whole table (e.g. savings ``b'`` at
+    every (z, p, b, y)); the convergence criterion is a high quantile of the
+    absolute change of this tensor between epochs.
+
+Helpers for models: :func:`take_agg` (select the tables of each path's
+``z``), :func:`interp_axis1` (interpolate a table along its price axis at a
+bracket ``(j, w)``), everything in :mod:`abm_markets.srl.grids`.
+
+Rewards and logs
+----------------
+``PeriodOutput.reward[name]`` is the period-``t`` payoff per path ``(N,)``,
+undiscounted: the solver multiplies by ``beta**t``. A model with stochastic
+discounting (firms discounting by ``R_{0->t}``) multiplies its reward by its own
+discount ratio ``disc_t / beta**t`` (carry the discount in ``carry``).
+``PeriodOutput.log[name]`` are ``(N,)`` path observables (prices, aggregates);
+names starting with ``resid_`` are market-clearing residuals, summarised every
+epoch as mean and max absolute value over paths and periods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+
+from abm_markets.config import Config, param
+from abm_markets.errors import ConfigError
+
+if TYPE_CHECKING:
+    from abm_markets.runs import RunContext
+
+__all__ = [
+    "PeriodInput",
+    "PeriodOutput",
+    "Rollout",
+    "SRLConfig",
+    "SRLModel",
+    "SRLResult",
+    "interp_axis1",
+    "rollout",
+    "simulate",
+    "simulate_markov",
+    "solve",
+    "take_agg",
+]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SRLConfig(Config):
+    """Settings of the SRL solver (not of the economy)."""
+
+    n_paths: int = param(32, "Number N of simulated equilibrium paths per epoch (batch).", ge=1)
+    horizon: int = param(120, "Periods T per path and epoch (objective truncated at T).", ge=2)
+    max_epochs: int = param(1500, "Maximum number of gradient epochs.", ge=1)
+    min_epochs: int = param(100, "No convergence is declared before this epoch.", ge=0)
+    lr: float = param(0.05, "Initial Adam learning rate (tables are in logit units).", gt=0.0)
+    lr_decay: float = param(0.99, "Multiplicative learning-rate decay per epoch after warm-up.", gt=0.0, le=1.0)
+    lr_min: float = param(1e-4, "Floor of the decayed learning rate.", gt=0.0)
+    adam_beta1: float = param(0.9, "Adam first-moment decay.", ge=0.0, lt=1.0)
+    adam_beta2: float = param(0.999, "Adam second-moment decay.", ge=0.0, lt=1.0)
+    clip_norm: float | None = param(1.0, "Clip each group's gradient to this global L2 norm (None: off).", gt=0.0)
+    warmup_epochs: int = param(50, "Epochs whose paths start from fixed/random initial distributions.", ge=0)
+    warmup_init: str = param("random", "Initial distributions during warm-up.", choices=("fixed", "random"))
+    restart_share: float = param(
+        0.1,
+        "After warm-up, share of paths restarted from a random distribution each epoch (exploration).",
+        ge=0.0,
+        le=1.0,
+    )
+    tol: float = param(2e-3, "Convergence: quantile of |policy update| (model units) below this.", gt=0.0)
+    tol_quantile: float = param(0.99, "Quantile of |policy update| used as the robust norm.", gt=0.0, le=1.0)
+    patience: int = param(5, "Consecutive epochs below tol required to declare convergence.", ge=1)
+    dtype: str = param("float32", "Floating-point type of tables and distributions.", choices=("float32", "float64"))
+
+    def validate(self) -> None:
+        if self.lr_min > self.lr:
+            raise ConfigError(f"SRLConfig.lr_min = {self.lr_min} is invalid; expected <= lr = {self.lr}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodInput:
+    """What a model's ``period`` receives for period ``t`` (all paths at once).
+
+    Attributes:
+        t: Period index within the epoch's rollout.
+        z: ``(N,)`` long, aggregate exogenous state index at ``t``.
+        z_next: ``(N,)`` long, its value at ``t + 1`` (for transitions that depend on both).
+        dist: ``(N, nb, ny)`` the households' own state distribution; carries the gradient.
+        carry: Aggregate state from the previous period (detached), e.g. lagged prices.
+        params: The policy tables (leaves with gradient).
+    """
+
+    t: int
+    z: Tensor
+    z_next: Tensor
+    dist: Tensor
+    carry: Mapping[str, Tensor]
+    params: Mapping[str, Tensor]
+
+    @property
+    def given_dist(self) -> Tensor:
+        """The aggregate distribution as households take it: ``dist`` with the gradient stopped."""
+        return self.dist.detach()
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodOutput:
+    """What a model's ``period`` returns.
+
+    Attributes:
+        dist_next: ``(N, nb, ny)`` next distribution (differentiable in the policy).
+        reward: Objective name -> ``(N,)`` period payoff (the solver applies ``beta**t``).
+        carry: Next aggregate state (the solver detaches it).
+        log: Name -> ``(N,)`` observables; ``resid_*`` are clearing residuals.
+    """
+
+    dist_next: Tensor
+    reward: Mapping[str, Tensor]
+    carry: Mapping[str, Tensor] = dataclasses.field(default_factory=dict)
+    log: Mapping[str, Tensor] = dataclasses.field(default_factory=dict)
+
+
+class SRLModel(Protocol):
+    """The model protocol; see the module docstring."""
+
+    beta: float
+    agg_transition: Tensor
+
+    def init_params(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]: ...
+
+    def param_groups(self) -> dict[str, tuple[str, ...]]: ...
+
+    def initial_distribution(
+        self, n: int, kind: str, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> Tensor: ...
+
+    def initial_carry(self, n: int, z0: Tensor, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]: ...
+
+    def period(self, inp: PeriodInput) -> PeriodOutput: ...
+
+    def policy_values(self, params: Mapping[str, Tensor]) -> Tensor: ...
+
+
+# ---------------------------------------------------------------------- helpers for models
+def take_agg(table: Tensor, z: Tensor) -> Tensor:
+    """Rows of ``table`` (leading axis = aggregate state) for each path: ``table[z]``, shape ``(N, ...)``."""
+    return table.index_select(0, z)
+
+
+def interp_axis1(x: Tensor, j: Tensor, w: Tensor) -> Tensor:
+    """Linear interpolation along axis 1 at per-path brackets.
+
+    Args:
+        x: ``(N, n, ...)`` values on a grid along axis 1.
+        j: ``(N,)`` long bracket index, ``0 <= j <= n - 2``.
+        w: ``(N,)`` weight of ``j + 1``.
+
+    Returns:
+        ``(N, ...)``: ``(1 - w) x[:, j] + w x[:, j + 1]`` (differentiable in ``x`` and ``w``).
+    """
+    shape = (x.shape[0], 1, *x.shape[2:])
+    idx = j.view(-1, *([1] * (x.dim() - 1))).expand(shape)
+    x0 = x.gather(1, idx).squeeze(1)
+    x1 = x.gather(1, idx + 1).squeeze(1)
+    wv = w.view(-1, *([1] * (x0.dim() - 1)))
+    return x0 + wv * (x1 - x0)
+
+
+def simulate_markov(P: Tensor, z0: Tensor, periods: int, generator: torch.Generator) -> Tensor:
+    """Simulate ``len(z0)`` paths of a Markov chain for ``periods`` steps.
+
+    Args:
+        P: ``(nz, nz)`` transition matrix.
+        z0: ``(N,)`` long initial states.
+        periods: Number of transitions.
+        generator: The one random generator (on ``P``'s device).
+
+    Returns:
+        ``(N, periods + 1)`` long state indices, ``[:, 0] == z0``.
+    """
+    n = z0.shape[0]
+    cum = torch.cumsum(P, dim=1)
+    cum[:, -1] = 1.0 + 1e-6
+    u = torch.rand(n, periods, generator=generator, device=P.device, dtype=P.dtype)
+    out = torch.empty(n, periods + 1, dtype=torch.long, device=P.device)
+    out[:, 0] = z0
+    z = z0
+    for t in range(periods):
+        z = torch.searchsorted(cum.index_select(0, z), u[:, t : t + 1]).squeeze(1).clamp_(max=P.shape[0] - 1)
+        out[:, t + 1] = z
+    return out
+
+
+def _sample_stationary(P: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    from abm_markets.srl.grids import stationary_distribution
+
+    pi = stationary_distribution(P.double()).to(P.dtype)
+    return torch.multinomial(pi.clamp_min(0), n, replacement=True, generator=generator)
+
+
+# ---------------------------------------------------------------------- rollout
+class Rollout(NamedTuple):
+    """Result of :func:`rollout`.
+
+    Attributes:
+        objective: Objective name -> ``(N,)`` discounted sum of rewards per path.
+        logs: Name -> ``(N, T)`` observables (detached).
+        dist: ``(N, nb, ny)`` distribution after the last period (detached).
+        carry: Aggregate carry after the last period (detached).
+        z: ``(N, T + 1)`` the aggregate state path used.
+    """
+
+    objective: dict[str, Tensor]
+    logs: dict[str, Tensor]
+    dist: Tensor
+    carry: dict[str, Tensor]
+    z: Tensor
+
+
+def rollout(
+    model: SRLModel,
+    params: Mapping[str, Tensor],
+    z_path: Tensor,
+    dist0: Tensor,
+    carry0: Mapping[str, Tensor],
+) -> Rollout:
+    """Simulate ``N`` equilibrium paths under the policy ``params`` and accumulate the objective.
+
+    Runs ``T = z_path.shape[1] - 1`` periods; differentiable in ``params``
+    unless called under ``torch.no_grad()``.
+    """
+    T = z_path.shape[1] - 1
+    dist = dist0
+    carry = dict(carry0)
+    totals: dict[str, Tensor] = {}
+    logs: dict[str, list[Tensor]] = {}
+    disc = 1.0
+    for t in range(T):
+        out = model.period(PeriodInput(t, z_path[:, t], z_path[:, t + 1], dist, carry, params))
+        for name, r in out.reward.items():
+            totals[name] = totals[name] + disc * r if name in totals else disc * r
+        for name, v in out.log.items():
+            logs.setdefault(name, []).append(v.detach())
+        carry = {k: v.detach() for k, v in out.carry.items()}
+        dist = out.dist_next
+        disc *= model.beta
+    return Rollout(
+        objective=totals,
+        logs={k: torch.stack(v, dim=1) for k, v in logs.items()},
+        dist=dist.detach(),
+        carry=carry,
+        z=z_path,
+    )
+
+
+def simulate(
+    model: SRLModel,
+    params: Mapping[str, Tensor],
+    *,
+    n_paths: int,
+    periods: int,
+    generator: torch.Generator,
+    burn_in: int = 0,
+    dist0: Tensor | None = None,
+    z0: Tensor | None = None,
+    carry0: Mapping[str, Tensor] | None = None,
+    z_path: Tensor | None = None,
+    init: str = "fixed",
+) -> Rollout:
+    """Evaluate a policy without gradients: ``burn_in`` periods discarded, then ``periods`` logged.
+
+    ``z_path`` (``(N, periods + 1)``) fixes the aggregate shocks of the logged
+    part (a common shock path for comparisons); otherwise they are drawn.
+    """
+    P = model.agg_transition
+    some = next(iter(params.values()))
+    device, dtype = some.device, some.dtype
+    with torch.no_grad():
+        if dist0 is None:
+            dist0 = model.initial_distribution(n_paths, init, generator, device, dtype)
+        if z0 is None:
+            z0 = z_path[:, 0] if z_path is not None else _sample_stationary(P, n_paths, generator)
+        carry = dict(carry0) if carry0 is not None else model.initial_carry(n_paths, z0, device, dtype)
+        dist = dist0
+        if burn_in > 0:
+            zb = simulate_markov(P, z0, burn_in, generator)
+            if z_path is not None:
+                zb[:, -1] = z_path[:, 0]  # end the burn-in in the requested state
+            burn = rollout(model, params, zb, dist, carry)
+            dist, carry, z0 = burn.dist, burn.carry, zb[:, -1]
+        if z_path is None:
+            z_path = simulate_markov(P, z0, periods, generator)
+        return rollout(model, params, z_path, dist, carry)
+
+
+# ---------------------------------------------------------------------- training
+@dataclasses.dataclass
+class SRLResult:
+    """Outcome of :func:`solve`.
+
+    Attributes:
+        params: Learned policy tables (detached).
+        converged: Whether the update criterion was met before ``max_epochs``.
+        epochs: Number of epochs run.
+        wall_s: Wall time of the training loop in seconds.
+        history: One dict per epoch (the rows also sent to ``ctx.log_metrics``).
+        dist, z, carry: Terminal state of the training paths (a draw from the ergodic set).
+    """
+
+    params: dict[str, Tensor]
+    converged: bool
+    epochs: int
+    wall_s: float
+    history: list[dict[str, float]]
+    dist: Tensor
+    z: Tensor
+    carry: dict[str, Tensor]
+
+
+def _summarise_logs(logs: Mapping[str, Tensor]) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for name, v in logs.items():
+        if name.startswith("resid_"):
+            a = v.abs()
+            row[f"{name}_mean"] = float(a.mean())
+            row[f"{name}_max"] = float(a.max())
+        else:
+            row[f"{name}_mean"] = float(v.mean())
+    return row
+
+
+def solve(
+    model: SRLModel,
+    cfg: SRLConfig,
+    *,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    params: Mapping[str, Tensor] | None = None,
+    ctx: RunContext | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> SRLResult:
+    """Train the policy tables of ``model`` by structural RL.
+
+    Per epoch: draw aggregate shock paths, roll ``cfg.n_paths`` paths forward
+    ``cfg.horizon`` periods, ascend each group's objective with Adam (gradient
+    clipped to ``cfg.clip_norm``, learning rate ``lr * lr_decay**(epoch -
+    warmup)`` floored at ``lr_min``), and measure the update as the
+    ``tol_quantile`` quantile of ``|policy_values(new) - policy_values(old)|``.
+    Converged once the update stays below ``tol`` for ``patience`` epochs
+    (not before ``min_epochs`` nor during warm-up).
+
+    Warm-up: for the first ``warmup_epochs`` epochs every path starts from
+    ``model.initial_distribution(kind=cfg.warmup_init)``. Afterwards each path
+    continues from where the previous epoch ended (so the paths sample the
+    ergodic set of the current policy), except a share ``restart_share``
+    restarted from random distributions to keep off-path states trained.
+
+    Args:
+        model: An :class:`SRLModel`.
+        cfg: Solver settings.
+        generator: The one random generator (on ``device``).
+        device: Torch device.
+        params: Initial tables (default ``model.init_params``).
+        ctx: Optional run context; one ``log_metrics`` row per epoch.
+        callback: Optional ``callback(epoch, row)`` after each epoch.
+
+    Returns:
+        :class:`SRLResult`.
+    """
+    device = torch.device(device)
+    dtype = cfg.torch_dtype
+    init = params if params is not None else model.init_params(device, dtype)
+    tables = {k: v.detach().to(device=device, dtype=dtype).clone().requires_grad_(True) for k, v in init.items()}
+    groups = model.param_groups()
+    opt = torch.optim.Adam(
+        [{"params": [tables[n] for n in names], "name": g} for g, names in groups.items()],
+        lr=cfg.lr,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+    )
+    P = model.agg_transition.to(device=device, dtype=dtype)
+    N, T = cfg.n_paths, cfg.horizon
+    history: list[dict[str, float]] = []
+    below = 0
+    converged = False
+    dist = z = None
+    carry: dict[str, Tensor] = {}
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        values = model.policy_values(tables)
+    epoch = 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        te = time.perf_counter()
+        warm = epoch <= cfg.warmup_epochs
+        with torch.no_grad():
+            if warm or dist is None:
+                dist = model.initial_distribution(N, cfg.warmup_init, generator, device, dtype)
+                z = _sample_stationary(P, N, generator)
+                carry = model.initial_carry(N, z, device, dtype)
+            elif cfg.restart_share > 0:
+                restart = torch.rand(N, generator=generator, device=device) < cfg.restart_share
+                if bool(restart.any()):
+                    fresh = model.initial_distribution(N, "random", generator, device, dtype)
+                    dist = torch.where(restart[:, None, None], fresh, dist)
+        lr = max(cfg.lr_min, cfg.lr * cfg.lr_decay ** max(0, epoch - cfg.warmup_epochs))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        z_path = simulate_markov(P, z, T, generator)
+        roll = rollout(model, tables, z_path, dist, carry)
+        opt.zero_grad(set_to_none=True)
+        row: dict[str, float] = {"epoch": float(epoch), "lr": lr, "warmup": float(warm)}
+        names_in_groups = list(groups.items())
+        for i, (gname, pnames) in enumerate(names_in_groups):
+            obj = roll.objective[gname].mean()
+            plist = [tables[n] for n in pnames]
+            grads = torch.autograd.grad(-obj, plist, retain_graph=i < len(names_in_groups) - 1, allow_unused=True)
+            for p, gr in zip(plist, grads, strict=True):
+                p.grad = torch.zeros_like(p) if gr is None else gr
+            gnorm = torch.sqrt(sum((p.grad**2).sum() for p in plist))
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(plist, cfg.clip_norm)
+            row[f"objective_{gname}"] = float(obj.detach())
+            row[f"grad_norm_{gname}"] = float(gnorm)
+        opt.step()
+        with torch.no_grad():
+            new_values = model.policy_values(tables)
+            diff = (new_values - values).abs().flatten()
+            update = (
+                float(torch.quantile(diff.double(), cfg.tol_quantile))
+                if diff.numel() < 16_000_000
+                else float(diff.max())
+            )
+            values = new_values
+        dist, z, carry = roll.dist, roll.z[:, -1], roll.carry
+        row["update"] = update
+        row["update_max"] = float(diff.max())
+        row.update(_summarise_logs(roll.logs))
+        row["epoch_s"] = time.perf_counter() - te
+        row["solver_wall_s"] = time.perf_counter() - t0
+        history.append(row)
+        if ctx is not None:
+            ctx.log_metrics(**row)
+        if callback is not None:
+            callback(epoch, row)
+        if not warm and epoch >= cfg.min_epochs and math.isfinite(update):
+            below = below + 1 if update < cfg.tol else 0
+            if below >= cfg.patience:
+                converged = True
+                break
+    wall = time.perf_counter() - t0
+    return SRLResult(
+        params={k: v.detach() for k, v in tables.items()},
+        converged=converged,
+        epochs=epoch,
+        wall_s=wall,
+        history=history,
+        dist=dist,
+        z=z,
+        carry=carry,
+    )
+
+
+def describe(result: SRLResult) -> dict[str, Any]:
+    """Headline figures of a solve for a summary: converged, epochs, wall_s, last update."""
+    last = result.history[-1] if result.history else {}
+    return {
+        "converged": result.converged,
+        "epochs": result.epochs,
+        "wall_s": result.wall_s,
+        "final_update": last.get("update"),
+    }
