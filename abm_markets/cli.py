@@ -1,0 +1,169 @@
+"""The ``abm-markets`` command line.
+
+Commands::
+
+    abm-markets list
+    abm-markets show NAME                       # a scenario's settings with docs and defaults
+    abm-markets run NAME|PRESET.toml [--set key=value ...] [--seed N] [--out DIR] [--device cpu|cuda|auto]
+    abm-markets run --resume DIR
+    abm-markets steady-state investment [--set key=value ...] [--json]
+
+Errors in user input print one line (``abm-markets: error: ...``), exit with
+status 2, and write nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from abm_markets.errors import UserError, unknown
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"abm-markets: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} is invalid; expected key=value")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise UserError(f"--set {item!r} is invalid; expected key=value with a non-empty key")
+        out[key] = value
+    return out
+
+
+def _build_parser() -> _Parser:
+    p = _Parser(prog="abm-markets", description="Agent-based markets with learning agents.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub.required = True
+    sub.add_parser("list", help="list scenarios with one-line descriptions")
+    show = sub.add_parser("show", help="show a scenario's settings, defaults and docs")
+    show.add_argument("name")
+    run = sub.add_parser("run", help="run a scenario (or a preset .toml) into a run directory")
+    run.add_argument("name", nargs="?", help="scenario name or preset file")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--out", type=Path, default=None, help="run directory (default runs/NAME-TIME-sSEED)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR", help="resume the run in DIR from its last checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
+    ss.add_argument("economy", help="investment")
+    ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ss.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _cmd_list() -> int:
+    from abm_markets import scenarios
+
+    items = scenarios.all_scenarios()
+    width = max(len(s.name) for s in items)
+    for s in items:
+        print(f"{s.name:<{width}}  {s.description}")
+    return 0
+
+
+def _cmd_show(name: str) -> int:
+    from abm_markets import scenarios
+
+    scen = scenarios.get(name)
+    print(f"{scen.name}: {scen.description}")
+    cfg = scen.config()
+    for f in dataclasses.fields(cfg):
+        print(f"  {f.name} = {getattr(cfg, f.name)!r}\n      {f.metadata.get('doc', '')}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from abm_markets.runner import run_scenario
+
+    sets = _parse_sets(args.sets)
+    if args.resume is not None:
+        cfg_path = args.resume / "config.toml"
+        if not cfg_path.exists():
+            raise UserError(f"--resume {str(args.resume)!r} is not a run directory (no config.toml)")
+        saved = tomllib.loads(cfg_path.read_text())
+        name = saved["run"]["scenario"]
+        if args.name is not None and args.name != name:
+            raise UserError(f"--resume {str(args.resume)!r} holds a {name!r} run, not {args.name!r}")
+        overrides: dict[str, Any] = {**saved.get("scenario", {}), **sets}
+        seed = saved["run"]["seed"] if args.seed is None else args.seed
+        out = run_scenario(
+            name,
+            overrides=overrides,
+            seed=seed,
+            out=args.resume,
+            device=args.device,
+            resume=True,
+            progress=not args.no_progress,
+        )
+    else:
+        if args.name is None:
+            raise UserError("run needs a scenario name or preset file (see `abm-markets list`), or --resume DIR")
+        out = run_scenario(
+            args.name, overrides=sets, seed=args.seed, out=args.out, device=args.device, progress=not args.no_progress
+        )
+    summary = json.loads((out / "summary.json").read_text())
+    print(f"run directory: {out}")
+    for key, value in summary.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            print(f"  {key}: {value}")
+    return 0
+
+
+def _cmd_steady_state(args: argparse.Namespace) -> int:
+    if args.economy != "investment":
+        raise unknown("economy", args.economy, ["investment"])
+    from abm_markets.engine.config import InvestmentConfig
+    from abm_markets.solvers.investment import steady_state
+
+    cfg = InvestmentConfig.from_overrides(_parse_sets(args.sets))
+    ss = steady_state(cfg)
+    data = ss.to_json()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``abm-markets`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "show":
+            return _cmd_show(args.name)
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "steady-state":
+            return _cmd_steady_state(args)
+    except UserError as e:
+        sys.stderr.write(f"abm-markets: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("abm-markets: interrupted\n")
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""Scenario ``investment-planner``: the stochastic planner economy (seed 000, exercise 1).
+
+One household, one capital good, idiosyncratic TFP risk. The planner's problem is
+solved by value-function iteration; ``n_economies`` economies are simulated on the
+batched engine under the DP-optimal policy from the deterministic steady state,
+and the run directory gets the steady state (numerical and closed form), the
+simulated moments, long-format logs and plots of capital, consumption,
+investment and the policy function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from abm_markets.config import param
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.errors import ConfigError
+from abm_markets.runs import RunContext, long_frame
+from abm_markets.scenarios import register
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlannerScenarioConfig(InvestmentConfig):
+    """The investment economy's settings plus simulation and solver settings."""
+
+    learner: str = param("dp", "Decision source of the planner: dp (value-function iteration policy).", choices=("dp",))
+    n_economies: int = param(256, "Economies simulated in parallel (batch B).", ge=1)
+    periods: int = param(400, "Periods simulated per economy.", ge=2)
+    burn_in: int = param(100, "Periods dropped before computing ergodic moments.", ge=0)
+    n_logged: int = param(8, "Economies written to steps.parquet / markets.parquet.", ge=1)
+    vfi_grid: int = param(300, "Capital grid points of the value-function iteration.", ge=20)
+    vfi_tol: float = param(1e-10, "Bellman-residual tolerance of the value-function iteration.", gt=0.0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_households != 1 or self.n_capital_goods != 1:
+            raise ConfigError(
+                f"investment-planner solves the one-household, one-good planner by DP; got n_households = "
+                f"{self.n_households}, n_capital_goods = {self.n_capital_goods} (expected 1 and 1; "
+                "the investment-scaling scenario covers larger economies)"
+            )
+        if self.formulation != "planner":
+            raise ConfigError(f"investment-planner needs formulation = 'planner', got {self.formulation!r}")
+        if self.burn_in >= self.periods:
+            raise ConfigError(f"burn_in = {self.burn_in} must be below periods = {self.periods}")
+
+
+def economy_config(cfg: InvestmentConfig) -> InvestmentConfig:
+    """The plain :class:`InvestmentConfig` part of a scenario config."""
+    names = [f.name for f in dataclasses.fields(InvestmentConfig)]
+    return InvestmentConfig(**{n: getattr(cfg, n) for n in names})
+
+
+def joint_shock_index(eco: Any, state: Any) -> torch.Tensor:
+    """Index into the DP solver's tensor-product shock chain (idiosyncratic-major) ``[B, H]``."""
+    n_agg = eco.agg.n_states
+    return state.z_idx * n_agg + state.agg_idx.unsqueeze(-1)
+
+
+def simulate_policy(eco: Any, policy: Any, *, batch: int, periods: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Simulate ``batch`` economies for ``periods`` under ``policy(state) -> actions [B, H, J]``.
+
+    Returns stacked series ``[T, B, ...]`` of capital, output, consumption, investment,
+    saving share, tfp, price and utility.
+    """
+    state = eco.initial_state(batch, generator)
+    keys = ("capital", "output", "consumption", "investment", "saving_share", "tfp", "price", "utility")
+    series: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    for _ in range(periods):
+        action = policy(state)
+        k_now = state.capital
+        state, out = eco.step(state, {"households": action}, generator)
+        series["capital"].append(k_now)
+        series["output"].append(out.output)
+        series["consumption"].append(out.consumption)
+        series["investment"].append(out.investment)
+        series["saving_share"].append(out.spending.sum(-1) / out.output)
+        series["tfp"].append(out.tfp)
+        series["price"].append(out.price)
+        series["utility"].append(out.utility)
+    return {k: torch.stack(v) for k, v in series.items()}
+
+
+def discounted(values: torch.Tensor, beta: float) -> torch.Tensor:
+    """``sum_t beta^t values[t]`` along the first axis."""
+    disc = beta ** torch.arange(values.shape[0], dtype=values.dtype, device=values.device)
+    return torch.tensordot(disc, values, dims=([0], [0]))
+
+
+@register(
+    "investment-planner",
+    config=PlannerScenarioConfig,
+    description="Stochastic planner investment economy (1 household, 1 capital good) under the DP-optimal policy",
+)
+def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.solvers.investment import closed_form_steady_state, solve_vfi, steady_state
+
+    econ = economy_config(cfg)
+    t0 = time.perf_counter()
+    ss = steady_state(econ)
+    ss_closed = closed_form_steady_state(econ, "corrected")
+    sol = solve_vfi(econ, n_k=cfg.vfi_grid, tol=cfg.vfi_tol)
+    solve_s = time.perf_counter() - t0
+    ctx.log_metrics(
+        phase="vfi", iterations=sol.iterations, bellman_residual=sol.bellman_residual, solve_s=solve_s, env_steps=0
+    )
+
+    eco = InvestmentEconomy(econ, device=ctx.device)
+    sol_dev = sol.to(ctx.device)
+
+    def dp_policy(state: Any) -> torch.Tensor:
+        share = sol_dev.saving_share(state.capital[..., 0], joint_shock_index(eco, state))
+        return share.to(eco.dtype).unsqueeze(-1)
+
+    gen = ctx.generator(offset=1)
+    with ctx.progress(1, "simulating DP policy", unit="run") as bar:
+        sim = simulate_policy(eco, dp_policy, batch=cfg.n_economies, periods=cfg.periods, generator=gen)
+        bar.update(1)
+    ctx.log_metrics(phase="simulate", env_steps=cfg.n_economies * cfg.periods, solve_s=time.perf_counter() - t0)
+
+    # consistency: the engine's next capital equals the DP policy's K'
+    k_next_engine = sim["capital"][1:, :, 0, 0]
+    k_now = sim["capital"][:-1, :, 0, 0]
+    tfp_idx = _tfp_index(sim["tfp"][:-1, :, 0], sol_dev.tfp)
+    k_next_dp = sol_dev.next_capital(k_now, tfp_idx)
+    engine_vs_dp = float(torch.max(torch.abs(k_next_engine - k_next_dp) / k_now))
+
+    # ---------------------------------------------------------------- logs
+    n_log = min(cfg.n_logged, cfg.n_economies)
+    t_idx = np.repeat(np.arange(cfg.periods), n_log)
+    e_idx = np.tile(np.arange(n_log), cfg.periods)
+    cols = {
+        "t": t_idx,
+        "economy": e_idx,
+        "agent": np.zeros_like(t_idx),
+        **{
+            name: sim[name][:, :n_log].reshape(cfg.periods, n_log, -1)[..., 0].reshape(-1)
+            for name in ("capital", "output", "consumption", "investment", "saving_share", "tfp", "utility")
+        },
+    }
+    steps = long_frame(cols, ("t", "economy", "agent"))
+    ctx.write_table("steps", steps)
+    markets = long_frame(
+        {
+            "t": t_idx,
+            "economy": e_idx,
+            "good": np.zeros_like(t_idx),
+            "shadow_price": sim["price"][:, :n_log, 0].reshape(-1),
+            "produced": sim["investment"][:, :n_log, 0, 0].reshape(-1),
+        },
+        ("t", "economy", "good"),
+    )
+    ctx.write_table("markets", markets)
+    policy_df = _policy_frame(sol)
+    ctx.write_table("policy", policy_df)
+
+    # -------------------------------------------------------------- moments
+    erg = slice(cfg.burn_in, cfg.periods)
+    moments: dict[str, float] = {}
+    for name in ("capital", "output", "consumption", "investment", "saving_share"):
+        x = sim[name][erg].reshape(-1)
+        moments[f"{name}_mean"] = float(x.mean())
+        moments[f"{name}_sd"] = float(x.std())
+    moments["zero_investment_share"] = float((sim["investment"][erg] <= 1e-12).double().mean())
+    welfare = discounted(sim["utility"][:, :, 0], cfg.beta)
+    disc_tail = cfg.beta**cfg.periods / (1 - cfg.beta)
+
+    _plots(ctx, steps, policy_df, k_ss=float(ss.capital[0, 0]))
+    return {
+        "steady_state": ss.to_json(),
+        "steady_state_closed_form": ss_closed.to_json(),
+        "steady_state_gap": float(abs(ss.capital[0, 0] - ss_closed.capital[0, 0]) / ss_closed.capital[0, 0]),
+        "dp": {
+            "grid_points": cfg.vfi_grid,
+            "iterations": sol.iterations,
+            "bellman_residual": sol.bellman_residual,
+            "solve_s": solve_s,
+            "stochastic_steady_state_mean_capital": moments["capital_mean"],
+        },
+        "moments": moments,
+        "welfare_dp": float(welfare.mean()),
+        "welfare_dp_truncation_weight": disc_tail,
+        "engine_vs_dp_max_rel_gap": engine_vs_dp,
+        "capital_mean": moments["capital_mean"],
+        "consumption_mean": moments["consumption_mean"],
+        "saving_share_mean": moments["saving_share_mean"],
+        "n_economies": cfg.n_economies,
+        "periods": cfg.periods,
+    }
+
+
+def _tfp_index(tfp: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Map TFP levels back to the solver's state index (nearest value)."""
+    return torch.argmin(torch.abs(tfp.unsqueeze(-1) - values), dim=-1)
+
+
+def _policy_frame(sol: Any) -> pl.DataFrame:
+    k = torch.linspace(float(sol.grid[0]), float(sol.grid[-1]), 200, dtype=sol.grid.dtype)
+    rows = []
+    for z in range(sol.n_states):
+        zi = torch.full_like(k, z, dtype=torch.long)
+        rows.append(
+            pl.DataFrame(
+                {
+                    "shock_state": np.full(k.shape[0], z),
+                    "tfp": np.full(k.shape[0], float(sol.tfp[z])),
+                    "capital": k.numpy(),
+                    "next_capital": sol.next_capital(k, zi).numpy(),
+                    "saving_share": sol.saving_share(k, zi).numpy(),
+                    "value": sol.value(k, zi).numpy(),
+                }
+            )
+        )
+    return pl.concat(rows)
+
+
+def _plots(ctx: RunContext, steps: pl.DataFrame, policy: pl.DataFrame, *, k_ss: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wide = steps.pivot(on="variable", index=["t", "economy"], values="value").sort("t", "economy")
+    for var, label in (
+        ("capital", "capital K"),
+        ("consumption", "consumption C"),
+        ("investment", "investment I"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for e in wide["economy"].unique().sort().to_list()[:8]:
+            sub = wide.filter(pl.col("economy") == e)
+            ax.plot(sub["t"], sub[var], lw=0.8, alpha=0.8)
+        mean = wide.group_by("t").agg(pl.col(var).mean()).sort("t")
+        ax.plot(mean["t"], mean[var], color="black", lw=2, label="mean of logged economies")
+        if var == "capital":
+            ax.axhline(k_ss, ls="--", color="grey", label="deterministic steady state")
+        ax.set_xlabel("period")
+        ax.set_ylabel(label)
+        ax.legend(loc="best", fontsize=8)
+        ctx.save_figure(var, fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for z in policy["shock_state"].unique().sort().to_list():
+        sub = policy.filter(pl.col("shock_state") == z)
+        lab = f"Z = {sub['tfp'][0]:.3g}"
+        axes[0].plot(sub["capital"], sub["next_capital"], label=lab)
+        axes[1].plot(sub["capital"], sub["saving_share"], label=lab)
+    kk = policy["capital"]
+    axes[0].plot(kk, kk, ls=":", color="grey", label="45°")
+    axes[0].set_xlabel("K")
+    axes[0].set_ylabel("K' (DP policy)")
+    axes[1].set_xlabel("K")
+    axes[1].set_ylabel("saving share s")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    ctx.save_figure("policy", fig)
