@@ -44,10 +44,12 @@ __all__ = [
     "QLearningState",
     "calvano_q0",
     "greedy_cycle",
+    "impulse_response",
     "init_state",
     "run_q_learning",
     "run_session_reference",
     "session_seeds",
+    "static_best_response",
     "step_sessions",
 ]
 
@@ -218,7 +220,8 @@ def _run_one(
                 a = greedy[i, s]
             acts[i] = a
             profile = profile * m + a
-        s_next = (s * n_profiles + profile) % n_states
+        # memory 1 (the common case): the state is the profile; avoid the integer division
+        s_next = profile if n_states == n_profiles else (s * n_profiles + profile) % n_states
         changed = False
         for i in range(n):
             a = acts[i]
@@ -474,3 +477,66 @@ def greedy_cycle(
         if not open_.any():
             break
     return {"profit": tot / length[:, None], "length": length, "state": start, "actions": act_tot / length[:, None]}
+
+
+def static_best_response(profit: np.ndarray, m: int, agent: int, acts: np.ndarray) -> np.ndarray:
+    """Agent ``agent``'s one-shot best response to the others' actions in ``acts``.
+
+    Args:
+        profit: ``(n, m**n)`` rewards.
+        m: Actions per agent.
+        agent: Index of the responding agent.
+        acts: ``(B, n)`` action profiles (the agent's own entry is ignored).
+
+    Returns:
+        ``(B,)`` maximising action indices (first maximiser).
+    """
+    n = profit.shape[0]
+    b = acts.shape[0]
+    weights = m ** np.arange(n - 1, -1, -1)
+    base = (acts * weights).sum(axis=1) - acts[:, agent] * weights[agent]
+    cand = base[:, None] + np.arange(m)[None, :] * weights[agent]  # (B, m) profiles
+    return np.argmax(profit[agent][cand], axis=1).reshape(b)
+
+
+def impulse_response(
+    greedy: np.ndarray,
+    s0: np.ndarray,
+    profit: np.ndarray,
+    m: int,
+    *,
+    deviator: int = 0,
+    periods: int = 15,
+    memory: int = 1,
+) -> np.ndarray:
+    """Action paths after a forced one-period deviation (Calvano et al. 2020, Section IV.B).
+
+    Period 0 is greedy play from ``s0`` (the pre-shock profile); in period 1 agent
+    ``deviator`` plays its static best response to the others' greedy actions of that
+    period; from period 2 on everyone plays greedy again.
+
+    Args:
+        greedy: ``(B, n, S)`` greedy actions.
+        s0: ``(B,)`` start states (e.g. a state on the converged cycle).
+        profit: ``(n, m**n)`` rewards.
+        m: Actions per agent.
+        deviator: The agent forced to deviate.
+        periods: Periods after the deviation to record.
+        memory: ``k``.
+
+    Returns:
+        ``(B, periods + 2, n)`` action indices for periods ``0 .. periods + 1``.
+    """
+    b, n, n_states = greedy.shape
+    n_profiles = m**n
+    rows = np.arange(b)
+    weights = m ** np.arange(n - 1, -1, -1)
+    out = np.empty((b, periods + 2, n), dtype=np.int64)
+    s = np.asarray(s0, dtype=np.int64).copy()
+    for tau in range(periods + 2):
+        acts = greedy[rows[:, None], np.arange(n)[None, :], s[:, None]]
+        if tau == 1:
+            acts[:, deviator] = static_best_response(profit, m, deviator, acts)
+        out[:, tau] = acts
+        s = (s * n_profiles + (acts * weights).sum(axis=1)) % n_states
+    return out
