@@ -1,0 +1,410 @@
+"""The investment economy as a Mesa model (one economy, ``B = 1``).
+
+:class:`InvestmentModel` holds ``N^h`` :class:`~abm_markets.agents.Household` agents and the
+capital-good :class:`~abm_markets.agents.CapitalFirm` agents (``M`` per good in the market
+formulation; one pool per good for the planner). Each ``step()``:
+
+1. households are activated in a random order drawn from the model's ``random``
+   (``agents_by_type[Household].shuffle_do("decide")``); each reads its observation and
+   asks its decision rule for an action; deciding firms then choose price and capacity;
+2. the period is computed:
+
+   * ``mode="engine"``: the actions are gathered into the batched engine's tensors, the
+     activation order is passed as the posted-price ``arrival`` order, and
+     :meth:`InvestmentEconomy.step <abm_markets.engine.InvestmentEconomy.step>` runs;
+     agents' attributes are refreshed from the new state and outcome;
+   * ``mode="agents"``: the same economy is computed agent by agent in plain Python floats
+     (households produce and order, each good's firms clear it: planner pool, Walrasian,
+     posted price in activation order; households consume and accumulate), an independent
+     second implementation that checks the engine and is the benchmarks' baseline.
+     The bilateral market is engine-only.
+
+3. the :class:`mesa.DataCollector` records model-level means and agent-level variables.
+
+Both modes draw the period's shocks with the engine's ``draw_noise`` from one
+``torch.Generator`` seeded with ``seed``, and the initial state from the engine's
+``initial_state`` with that generator, so with the same seed and actions the two modes,
+the engine used directly and the PettingZoo / Gymnasium environments follow the same path.
+
+Recorded variables (one row per period, key ``Step`` = periods done): flows refer to the
+period just computed, ``capital`` to the capital carried into the next period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import accumulate
+from typing import Any
+
+import mesa
+import numpy as np
+import torch
+
+from abm_markets.agents.firm import CapitalFirm, firm_observation
+from abm_markets.agents.household import Household, markov_next
+from abm_markets.agents.rules import CompetitiveSupply, DecisionRule, SteadyStateShare, firm_observation_scales
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
+from abm_markets.errors import ConfigError, unknown
+
+MODES = ("engine", "agents")
+
+HOUSEHOLD_REPORTERS = {
+    "capital": "total_capital",
+    "tfp": "tfp",
+    "output": "output",
+    "consumption": "consumption",
+    "investment": "total_investment",
+    "spending": "total_spending",
+    "utility": "utility",
+    "reward": "reward",
+}
+FIRM_REPORTERS = {
+    "good": "good",
+    "price": "price",
+    "sold": "sold",
+    "produced": "produced",
+    "revenue": "revenue",
+    "profit": "profit",
+}
+MODEL_REPORTERS = {
+    "capital": "mean_capital",
+    "output": "mean_output",
+    "consumption": "mean_consumption",
+    "investment": "mean_investment",
+    "price": "mean_price",
+    "welfare": "welfare",
+}
+
+
+def _rules_for(
+    rules: DecisionRule | Sequence[DecisionRule] | None, default: DecisionRule | None, count: int, group: str
+) -> list[DecisionRule | None]:
+    if rules is None:
+        return [default] * count
+    if isinstance(rules, DecisionRule):
+        return [rules] * count
+    rules = list(rules)
+    if len(rules) != count:
+        raise ConfigError(f"rules[{group!r}] has {len(rules)} rules; expected one for all or {count}")
+    return rules
+
+
+class InvestmentModel(mesa.Model):
+    """Mesa model of one investment economy over the batched engine.
+
+    Args:
+        cfg: The economy (default ``InvestmentConfig()``).
+        seed: Seeds the activation order (``Model(rng=seed)``) and the torch generator of shocks.
+        rules: Decision rules: one rule for every household, or a mapping
+            ``{"households": rule | [rule per household], "firms": rule | [rule per firm]}``
+            (firms in good-major order). Defaults: :class:`SteadyStateShare` for households,
+            :class:`CompetitiveSupply` for deciding firms.
+        mode: ``"engine"`` (batched engine with ``B = 1``) or ``"agents"`` (plain Python per agent).
+        device, dtype: Of the engine (``agents`` mode computes in Python floats).
+
+    Attributes:
+        economy: The :class:`InvestmentEconomy`.
+        state: Engine state (``engine`` mode; :meth:`to_state` rebuilds it in ``agents`` mode).
+        households: Households in index order.
+        firms: ``firms[j][m]``.
+        datacollector: Model reporters ``capital, output, consumption, investment, price, welfare``
+            (means over households and goods, ``welfare = sum_i u(C_i)``); agent-type reporters for
+            households (``capital, tfp, output, consumption, investment, spending, utility, reward``)
+            and firms (``good, price, sold, produced, revenue, profit``).
+    """
+
+    def __init__(
+        self,
+        cfg: InvestmentConfig | None = None,
+        *,
+        seed: int = 0,
+        rules: DecisionRule | Sequence[DecisionRule] | Mapping[str, Any] | None = None,
+        mode: str = "engine",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        cfg = cfg if cfg is not None else InvestmentConfig()
+        if mode not in MODES:
+            raise unknown("model mode", mode, MODES)
+        if mode == "agents" and cfg.formulation == "market" and cfg.market == "bilateral":
+            raise ConfigError(
+                "InvestmentModel mode = 'agents' supports the planner, walrasian and posted markets; "
+                "expected mode = 'engine' for market = 'bilateral'"
+            )
+        super().__init__(rng=seed)
+        self.cfg = cfg
+        self.mode = mode
+        self.seed = seed
+        self.economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
+        self.generator = torch.Generator(device=self.economy.device)
+        self.generator.manual_seed(seed)
+        self.state: InvestmentState = self.economy.initial_state(1, self.generator)
+        self.k_ss = self.economy.k_ss
+        self.p_ss, self.s_ss = firm_observation_scales(cfg)
+        self.idio_cdf = [list(accumulate(row)) for row in self.economy.idio.transition.double().cpu().tolist()]
+        self.agg_cdf = [list(accumulate(row)) for row in self.economy.agg.transition.double().cpu().tolist()]
+        self.deciding_firms = self.economy.deciding_firms
+        self.period = 0
+        self.action_override: np.ndarray | None = None
+        self.firm_override: np.ndarray | None = None
+        self.arrivals: list[Household] = []
+
+        n_h, n_j, n_m = self.economy.n_households, self.economy.n_goods, self.economy.n_firms
+        rmap: Mapping[str, Any] = rules if isinstance(rules, Mapping) else {"households": rules}
+        unknown_keys = set(rmap) - {"households", "firms"}
+        if unknown_keys:
+            raise unknown("rule group", sorted(unknown_keys)[0], ("households", "firms"))
+        h_rules = _rules_for(rmap.get("households"), SteadyStateShare(cfg), n_h, "households")
+        f_default = CompetitiveSupply(cfg) if self.deciding_firms else None
+        f_rules = _rules_for(rmap.get("firms"), f_default, n_j * n_m, "firms")
+
+        s0 = self.state
+        capital = s0.capital[0].double().cpu().tolist()
+        z_idx = s0.z_idx[0].cpu().tolist()
+        last_spending = s0.last_spending[0].double().cpu().tolist()
+        self.agg_idx = int(s0.agg_idx[0])
+        self.last_price: list[float] = s0.last_price[0].double().cpu().tolist()
+        self.households = [Household(self, i, h_rules[i], capital[i], z_idx[i]) for i in range(n_h)]
+        self.firms = [
+            [CapitalFirm(self, j, m, f_rules[j * n_m + m], last_spending[j][m]) for m in range(n_m)] for j in range(n_j)
+        ]
+        self._obs: np.ndarray | None = None
+        self._firm_obs: np.ndarray | None = None
+        self._agent_common: dict[str, list[float]] = {}
+        self.datacollector = mesa.DataCollector(
+            model_reporters=MODEL_REPORTERS,
+            agenttype_reporters={Household: HOUSEHOLD_REPORTERS, CapitalFirm: FIRM_REPORTERS},
+        )
+
+    # ------------------------------------------------------------ reporters
+    @property
+    def mean_capital(self) -> float:
+        """Mean of ``K_ij`` over households and goods."""
+        return sum(h.total_capital for h in self.households) / (len(self.households) * self.economy.n_goods)
+
+    @property
+    def mean_output(self) -> float:
+        return sum(h.output for h in self.households) / len(self.households)
+
+    @property
+    def mean_consumption(self) -> float:
+        return sum(h.consumption for h in self.households) / len(self.households)
+
+    @property
+    def mean_investment(self) -> float:
+        """Mean of ``I_ij`` over households and goods."""
+        return sum(h.total_investment for h in self.households) / (len(self.households) * self.economy.n_goods)
+
+    @property
+    def mean_price(self) -> float:
+        """Mean over goods of the period's price (shadow price ``phi I_j`` for the planner)."""
+        return sum(self.last_price) / len(self.last_price)
+
+    @property
+    def welfare(self) -> float:
+        """``sum_i u(C_i)`` of the period."""
+        return sum(h.utility for h in self.households)
+
+    # --------------------------------------------------------- observations
+    def household_observation(self, household: Household) -> np.ndarray:
+        """The household's observation ``[D]`` (the engine's information-structure blocks)."""
+        if self.mode == "engine":
+            assert self._obs is not None
+            return self._obs[household.index]
+        c = self._agent_common
+        cfg, k_ss = self.cfg, self.k_ss
+        parts: list[float] = []
+        for block in cfg.household_obs:
+            if block == "own_capital":
+                parts += [k / k_ss for k in household.capital]
+            elif block == "own_tfp":
+                parts.append(c["tfp"][household.index])
+            else:
+                parts += c[block]
+        return np.asarray(parts)
+
+    def firm_observation(self, firm: CapitalFirm) -> np.ndarray:
+        """The firm's observation ``[4]`` (:data:`abm_markets.agents.firm.FIRM_OBSERVATION`)."""
+        if self.mode == "engine":
+            assert self._firm_obs is not None
+            return self._firm_obs[firm.good, firm.index]
+        c = self._agent_common
+        j = firm.good
+        return np.asarray(
+            [self.last_price[j] / self.p_ss, firm.last_revenue / self.s_ss, c["agg_capital"][j], c["agg_tfp"][0]]
+        )
+
+    def _prepare_agent_observations(self) -> None:
+        cfg, k_ss = self.cfg, self.k_ss
+        hs = self.households
+        a = cfg.agg_tfp_values[self.agg_idx]
+        tfp = [cfg.tfp_values[h.z_idx] * a for h in hs]
+        n_j = self.economy.n_goods
+        self._agent_common = {
+            "tfp": tfp,
+            "agg_capital": [sum(h.capital[j] / k_ss for h in hs) / len(hs) for j in range(n_j)],
+            "agg_tfp": [sum(tfp) / len(tfp)],
+            "all_capital": [k / k_ss for h in hs for k in h.capital],
+            "all_tfp": tfp,
+            "prices": [p / self.p_ss for p in self.last_price],
+            "time": [self.period / cfg.horizon],
+        }
+
+    # ----------------------------------------------------------------- step
+    def step(self, actions: Mapping[str, Any] | None = None) -> None:
+        """One period.
+
+        Args:
+            actions: Optional actions overriding the rules: ``{"households": [H, J]}`` and, with
+                deciding firms, ``{"firms": [J, M, 2]}``. Households are still activated (their
+                order is the posted-price arrival order).
+        """
+        actions = actions or {}
+        self.action_override = None if actions.get("households") is None else np.asarray(actions["households"])
+        self.firm_override = None if actions.get("firms") is None else np.asarray(actions["firms"])
+        self.arrivals = []
+        if self.mode == "engine":
+            self._obs = self.economy.observe(self.state)[0].double().cpu().numpy()
+            if self.deciding_firms:
+                self._firm_obs = firm_observation(self.economy, self.state)[0].double().cpu().numpy()
+        else:
+            self._prepare_agent_observations()
+        self.agents_by_type[Household].shuffle_do("decide")
+        if self.deciding_firms:
+            self.agents_by_type[CapitalFirm].do("decide")
+        if self.mode == "engine":
+            self._step_engine()
+        else:
+            self._step_agents()
+        self.period += 1
+        self.datacollector.collect(self)
+
+    def _step_engine(self) -> None:
+        eco = self.economy
+        kw = {"device": eco.device, "dtype": eco.dtype}
+        acts = {"households": torch.as_tensor(np.stack([h.action for h in self.households]), **kw).unsqueeze(0)}
+        if self.deciding_firms:
+            f = np.stack([np.stack([fm.action for fm in row]) for row in self.firms])
+            acts["firms"] = torch.as_tensor(f, **kw).unsqueeze(0)
+        arrival = torch.empty((1, len(self.households)), **kw)
+        for pos, h in enumerate(self.arrivals):
+            arrival[0, h.index] = float(pos)
+        self.state, out = eco.step(self.state, acts, self.generator, arrival=arrival)
+        st = self.state
+        capital = st.capital[0].double().cpu().tolist()
+        z_idx = st.z_idx[0].cpu().tolist()
+        cols = {
+            name: getattr(out, name)[0].double().cpu().tolist()
+            for name in ("tfp", "output", "consumption", "utility", "reward_households", "overshoot")
+        }
+        spending = out.spending[0].double().cpu().tolist()
+        investment = out.investment[0].double().cpu().tolist()
+        for i, h in enumerate(self.households):
+            h.capital, h.z_idx = capital[i], z_idx[i]
+            h.tfp, h.output, h.consumption = cols["tfp"][i], cols["output"][i], cols["consumption"][i]
+            h.utility, h.reward, h.overshoot = cols["utility"][i], cols["reward_households"][i], cols["overshoot"][i]
+            h.spending, h.investment = spending[i], investment[i]
+        price = out.firm_price[0].double().cpu().tolist()
+        sold = out.sold[0].double().cpu().tolist()
+        produced = out.produced[0].double().cpu().tolist()
+        profit = out.profit[0].double().cpu().tolist()
+        revenue = st.last_spending[0].double().cpu().tolist()
+        for j, row in enumerate(self.firms):
+            for m, f in enumerate(row):
+                f.price, f.sold, f.produced, f.profit = price[j][m], sold[j][m], produced[j][m], profit[j][m]
+                f.revenue = f.last_revenue = revenue[j][m]
+                f.capacity = produced[j][m]
+        self.agg_idx = int(st.agg_idx[0])
+        self.last_price = st.last_price[0].double().cpu().tolist()
+
+    def _step_agents(self) -> None:
+        cfg = self.cfg
+        hs = self.households
+        n_h, n_j = len(hs), self.economy.n_goods
+        u = self.economy.draw_noise(1, self.generator)[0].double().cpu().tolist()
+        u_z = u[n_h + n_h * n_j : 2 * n_h + n_h * n_j]
+        u_agg = u[-1]
+        a = cfg.agg_tfp_values[self.agg_idx]
+        for h in hs:
+            h.produce(a)
+            h.orders()
+        prices: list[float] = []
+        if cfg.formulation == "planner":
+            if cfg.action == "quantities":
+                self._planner_quantities()
+            else:
+                for h in hs:
+                    h.spending = list(h.budget)
+            prices = [row[0].clear_pool(hs) for row in self.firms]
+        else:
+            for h in hs:
+                h.spending = [0.0] * n_j
+                h.investment = [0.0] * n_j
+            for row in self.firms:
+                if cfg.market == "walrasian":
+                    prices.append(CapitalFirm.clear_walrasian(row, hs))
+                else:
+                    prices.append(CapitalFirm.clear_posted(row, self.arrivals))
+            for h in hs:
+                plan = (
+                    h.plan_total
+                    if cfg.action == "shares"
+                    else sum(q * p for q, p in zip(h.quantity, prices, strict=True))
+                )
+                h.overshoot = max(plan / h.output - 1.0, 0.0)
+        for h in hs:
+            h.settle(u_z[h.index], a)
+        for row in self.firms:
+            for f in row:
+                f.last_revenue = f.revenue
+        self.agg_idx = markov_next(self.agg_cdf[self.agg_idx], u_agg)
+        self.last_price = prices
+
+    def _planner_quantities(self) -> None:
+        """Planner with quantity requests: ``x_ij = phi/2 I_j I_ij``, requests scaled by ``Y_i / cost_i``."""
+        phi = self.cfg.phi
+        hs = self.households
+        n_j = self.economy.n_goods
+        plan = [sum(h.quantity[j] for h in hs) for j in range(n_j)]
+        for h in hs:
+            cost = 0.5 * phi * sum(q * p for q, p in zip(h.quantity, plan, strict=True))
+            h.overshoot = max(cost / h.output - 1.0, 0.0)
+            if cost > h.output:
+                scale = h.output / cost
+                h.quantity = [q * scale for q in h.quantity]
+        total = [sum(h.quantity[j] for h in hs) for j in range(n_j)]
+        for h in hs:
+            h.spending = [0.5 * phi * q * t for q, t in zip(h.quantity, total, strict=True)]
+            h.investment = [0.0] * n_j
+
+    # --------------------------------------------------------------- export
+    def to_state(self) -> InvestmentState:
+        """The current state as an engine :class:`InvestmentState` (``B = 1``), from the agents."""
+        if self.mode == "engine":
+            return self.state
+        eco = self.economy
+        kw = {"device": eco.device, "dtype": eco.dtype}
+        long = {"device": eco.device, "dtype": torch.long}
+        revenue = [[f.last_revenue for f in row] for row in self.firms]
+        return InvestmentState(
+            capital=torch.tensor([[h.capital for h in self.households]], **kw),
+            z_idx=torch.tensor([[h.z_idx for h in self.households]], **long),
+            agg_idx=torch.tensor([self.agg_idx], **long),
+            t=torch.tensor([self.period], **long),
+            last_spending=torch.tensor([revenue], **kw),
+            last_price=torch.tensor([self.last_price], **kw),
+        )
+
+    def trajectory_row(self) -> dict[str, list[float] | float]:
+        """Per-household capital (summed over goods), consumption and reward of the last period."""
+        return {
+            "capital": [h.total_capital for h in self.households],
+            "consumption": [h.consumption for h in self.households],
+            "reward": [h.reward for h in self.households],
+            "price": list(self.last_price),
+            "period": float(self.period),
+        }
+
+
+__all__ = ["MODEL_REPORTERS", "MODES", "InvestmentModel"]
