@@ -78,7 +78,9 @@ class InvestmentState:
         z_idx: Idiosyncratic TFP state index ``[B, H]`` (long).
         agg_idx: Aggregate TFP state index ``[B]`` (long).
         t: Period ``[B]`` (long).
-        last_spending: Spending received by each firm last period ``[B, J, M]`` (posted-price rule).
+        last_spending: Spending buyers wanted to place with each firm last period (orders at last
+            period's price, rationed demand included, split evenly across a good's firms) ``[B, J, M]``;
+            the demand signal of rule firms in the posted-price market.
         last_price: Average price of each good last period ``[B, J]``.
     """
 
@@ -315,7 +317,10 @@ class InvestmentEconomy:
             if cfg.action == "quantities":
                 plan_total = (orders.quantity * price.unsqueeze(-2)).sum(-1)
             overshoot = torch.relu(plan_total / y - 1.0)
-            last_spending = trade.revenue()
+            # what buyers wanted to spend on each good at last period's price (rationed demand included),
+            # split evenly across its firms: the demand signal of rule firms in the posted-price market
+            desired = torch.minimum(orders.budget, orders.quantity * state.last_price.unsqueeze(-2)).sum(-2)
+            last_spending = (desired / self.n_firms).unsqueeze(-1).expand(bsz, j, self.n_firms).contiguous()
 
         consumption = (y - spending.sum(-1)).clamp_min(0.0)
         utility = crra_utility(consumption, cfg.crra, cfg.c_floor)
@@ -392,7 +397,7 @@ class InvestmentEconomy:
                 raise ValueError(f"firms' actions have shape {tuple(f.shape)}; expected {expected}")
             return Offers(phi=cfg.phi, price=f[..., 0].clamp_min(PRICE_FLOOR), capacity=f[..., 1].clamp_min(0.0), n_sellers=m)
         if cfg.market == "posted":
-            # rule: post the price at which marginal-cost supply meets last period's demand
+            # rule: post the price at which marginal-cost supply meets last period's demand (orders)
             price = torch.sqrt(cfg.phi * state.last_spending).clamp_min(PRICE_FLOOR)
             return Offers(phi=cfg.phi, price=price, capacity=price / cfg.phi, n_sellers=m)
         return Offers(phi=cfg.phi, n_sellers=m)

@@ -65,7 +65,8 @@ class PostedPriceMarket:
 
     Competitive sellers follow the rule "post the price at which my marginal-cost
     supply would have met last period's demand": the caller passes ``price`` from
-    ``sqrt(phi * S_{t-1})`` (``S`` = last spending received) and capacity ``P / phi``.
+    ``sqrt(phi * S_{t-1})`` (``S`` = spending buyers wanted to place with the firm last
+    period, rationed demand included) and capacity ``P / phi``.
     """
 
     name = "posted"
