@@ -99,16 +99,15 @@ def tauchen(
     return grid + mu, P
 
 
-def stationary_distribution(P: Tensor, *, tol: float = 1e-14, max_iter: int = 100_000) -> Tensor:
-    """Invariant distribution ``pi = pi P`` of a Markov matrix (power iteration, squared)."""
-    pi = torch.full((P.shape[0],), 1.0 / P.shape[0], dtype=P.dtype, device=P.device)
-    Q = P.clone()
-    for _ in range(max_iter):
-        new = pi @ Q
-        if torch.max(torch.abs(new - pi)) < tol:
-            return new / new.sum()
-        pi, Q = new, Q @ Q
-    return pi / pi.sum()
+def stationary_distribution(P: Tensor) -> Tensor:
+    """Invariant distribution ``pi = pi P`` of an irreducible Markov matrix (one linear solve, float64)."""
+    n = P.shape[0]
+    A = P.double().T - torch.eye(n, dtype=torch.float64, device=P.device)
+    A[-1] = 1.0
+    rhs = torch.zeros(n, dtype=torch.float64, device=P.device)
+    rhs[-1] = 1.0
+    pi = torch.linalg.solve(A, rhs).clamp_min(0.0)
+    return (pi / pi.sum()).to(P.dtype)
 
 
 def asset_grid(
@@ -152,17 +151,53 @@ def interp_rows(x: Tensor, y: Tensor, xq: Tensor) -> Tensor:
     return y0 + (y1 - y0) * (xq - x0) / (x1 - x0)
 
 
-def lottery(b_next: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
+def lottery(b_next: Tensor, grid: Tensor, *, power: float | None = None) -> tuple[Tensor, Tensor]:
     """Young's lottery for choices ``b_next`` (any shape) on ``grid`` (nb,).
 
     ``b_next`` is clamped to ``[grid[0], grid[-1]]``; mass goes to ``grid[j]``
     with probability ``1 - w`` and to ``grid[j + 1]`` with probability ``w``,
     so that ``(1 - w) grid[j] + w grid[j + 1] = b_next``.
 
+    Args:
+        b_next: Choices, any shape.
+        grid: ``(nb,)`` increasing asset grid.
+        power: If the grid is :func:`asset_grid` with this ``power``, the bracket
+            is found by inverting the grid formula (faster than a binary search).
+
     Returns:
         ``(j, w)`` with ``b_next``'s shape; ``w`` carries the gradient.
     """
-    return interp_weights(torch.clamp(b_next, grid[0], grid[-1]), grid)
+    x = torch.clamp(b_next, grid[0], grid[-1])
+    if power is None:
+        return interp_weights(x, grid)
+    n = grid.shape[0]
+    lo, hi = float(grid[0]), float(grid[-1])
+    with torch.no_grad():
+        # exact inverse of the grid formula; a rounding slip of one cell only moves w outside [0, 1] by ~1e-7,
+        # which the clamp below absorbs
+        j = (((x - lo) * (1.0 / (hi - lo))).clamp_(0.0, 1.0).pow_(1.0 / power).mul_(n - 1)).long().clamp_(0, n - 2)
+    cell = _cells(grid)[j]  # (..., 2): left point, width
+    w = torch.clamp((x - cell[..., 0]) / cell[..., 1], 0.0, 1.0)
+    return j, w
+
+
+_CELLS: dict[int, tuple[Tensor, Tensor]] = {}
+
+
+def _cells(grid: Tensor) -> Tensor:
+    """``(nb - 1, 2)`` left point and width of each grid cell, cached per grid tensor.
+
+    The cache keeps a reference to the grid, so its ``id`` cannot be reused
+    while the entry exists; grids must not be modified in place.
+    """
+    hit = _CELLS.get(id(grid))
+    if hit is not None and hit[0] is grid:
+        return hit[1]
+    cells = torch.stack([grid[:-1], grid[1:] - grid[:-1]], dim=1)
+    if len(_CELLS) > 64:
+        _CELLS.clear()
+    _CELLS[id(grid)] = (grid, cells)
+    return cells
 
 
 def push_forward(dist: Tensor, j: Tensor, w: Tensor, P: Tensor) -> Tensor:
@@ -180,14 +215,22 @@ def push_forward(dist: Tensor, j: Tensor, w: Tensor, P: Tensor) -> Tensor:
         Differentiable in ``dist``, ``w`` and ``P``.
     """
     B, nb, ny = dist.shape
-    # flat index of (b_k, y) in a (nb, ny) array; y unchanged by the asset choice.
-    y_idx = torch.arange(ny, device=dist.device).expand(B, nb, ny)
-    lo = (j * ny + y_idx).reshape(B, -1)
+    lo = (j * ny + _y_index(nb, ny, dist.device)).reshape(B, -1)
     mass_hi = (dist * w).reshape(B, -1)
     mass_lo = dist.reshape(B, -1) - mass_hi
     out = torch.zeros(B, nb * ny, dtype=dist.dtype, device=dist.device)
     out = out.scatter_add(1, lo, mass_lo).scatter_add(1, lo + ny, mass_hi).reshape(B, nb, ny)
     return out @ P if P.dim() == 2 else torch.bmm(out, P)
+
+
+_YIDX: dict[tuple[int, int, str], Tensor] = {}
+
+
+def _y_index(nb: int, ny: int, device: torch.device) -> Tensor:
+    key = (nb, ny, str(device))
+    if key not in _YIDX:
+        _YIDX[key] = torch.arange(ny, device=device).repeat(nb, 1)
+    return _YIDX[key]
 
 
 class Clearing(NamedTuple):

@@ -51,6 +51,12 @@ A model is any object with these attributes and methods (shapes: ``N`` paths,
 ``initial_carry(n, z0, device, dtype) -> dict[str, Tensor]``
     Aggregate state carried between periods, e.g. ``{"price_lag": (n,)}``;
     may be empty.
+``prepare(params) -> dict[str, Tensor]`` (optional)
+    Policy-derived tables computed once per rollout, with gradient (e.g.
+    ``sigmoid`` of the logit table, and the detached savings at every grid price
+    for clearing). The policy is fixed within a rollout, so this moves the
+    table-sized work out of the time loop. Passed to ``period`` as
+    ``inp.prepared``; without ``prepare``, ``inp.prepared`` is ``params``.
 ``period(inp: PeriodInput) -> PeriodOutput``
     One period for all paths: evaluate the policy, clear the markets (using
     ``inp.given_dist`` and detached tables, i.e. stop-gradient), compute
@@ -137,9 +143,17 @@ class SRLConfig(Config):
     tol: float = param(2e-3, "Convergence: quantile of |policy update| (model units) below this.", gt=0.0)
     tol_quantile: float = param(0.99, "Quantile of |policy update| used as the robust norm.", gt=0.0, le=1.0)
     patience: int = param(5, "Consecutive epochs below tol required to declare convergence.", ge=1)
+    tail: int = param(
+        40,
+        "Last periods of each rollout simulated with the policy detached: their rewards still count for earlier"
+        " decisions, but their own (truncation-myopic) decisions get no gradient.",
+        ge=0,
+    )
     dtype: str = param("float32", "Floating-point type of tables and distributions.", choices=("float32", "float64"))
 
     def validate(self) -> None:
+        if self.tail >= self.horizon:
+            raise ConfigError(f"SRLConfig.tail = {self.tail} is invalid; expected < horizon = {self.horizon}")
         if self.lr_min > self.lr:
             raise ConfigError(f"SRLConfig.lr_min = {self.lr_min} is invalid; expected <= lr = {self.lr}")
 
@@ -159,6 +173,7 @@ class PeriodInput:
         dist: ``(N, nb, ny)`` the households' own state distribution; carries the gradient.
         carry: Aggregate state from the previous period (detached), e.g. lagged prices.
         params: The policy tables (leaves with gradient).
+        prepared: What ``model.prepare(params)`` returned for this rollout (else ``params``).
     """
 
     t: int
@@ -167,6 +182,7 @@ class PeriodInput:
     dist: Tensor
     carry: Mapping[str, Tensor]
     params: Mapping[str, Tensor]
+    prepared: Mapping[str, Tensor]
 
     @property
     def given_dist(self) -> Tensor:
@@ -252,12 +268,12 @@ def simulate_markov(P: Tensor, z0: Tensor, periods: int, generator: torch.Genera
     n = z0.shape[0]
     cum = torch.cumsum(P, dim=1)
     cum[:, -1] = 1.0 + 1e-6
-    u = torch.rand(n, periods, generator=generator, device=P.device, dtype=P.dtype)
+    u = torch.rand(periods, n, 1, generator=generator, device=P.device, dtype=P.dtype)
     out = torch.empty(n, periods + 1, dtype=torch.long, device=P.device)
     out[:, 0] = z0
     z = z0
     for t in range(periods):
-        z = torch.searchsorted(cum.index_select(0, z), u[:, t : t + 1]).squeeze(1).clamp_(max=P.shape[0] - 1)
+        z = torch.searchsorted(cum.index_select(0, z), u[t]).squeeze(1).clamp_(max=P.shape[0] - 1)
         out[:, t + 1] = z
     return out
 
@@ -294,20 +310,39 @@ def rollout(
     z_path: Tensor,
     dist0: Tensor,
     carry0: Mapping[str, Tensor],
+    *,
+    tail: int = 0,
 ) -> Rollout:
     """Simulate ``N`` equilibrium paths under the policy ``params`` and accumulate the objective.
 
     Runs ``T = z_path.shape[1] - 1`` periods; differentiable in ``params``
-    unless called under ``torch.no_grad()``.
+    unless called under ``torch.no_grad()``. In the last ``tail`` periods the
+    policy is used detached: those decisions get no gradient (they would be
+    distorted by the truncation at ``T``), their rewards still count.
     """
     T = z_path.shape[1] - 1
+    prepare = getattr(model, "prepare", None)
+    prepared = prepare(params) if prepare is not None else params
+    frozen_params = {k: v.detach() for k, v in params.items()}
+    frozen = {k: v.detach() for k, v in prepared.items()}
     dist = dist0
     carry = dict(carry0)
     totals: dict[str, Tensor] = {}
     logs: dict[str, list[Tensor]] = {}
     disc = 1.0
     for t in range(T):
-        out = model.period(PeriodInput(t, z_path[:, t], z_path[:, t + 1], dist, carry, params))
+        live = t < T - tail
+        out = model.period(
+            PeriodInput(
+                t,
+                z_path[:, t],
+                z_path[:, t + 1],
+                dist,
+                carry,
+                params if live else frozen_params,
+                prepared if live else frozen,
+            )
+        )
         for name, r in out.reward.items():
             totals[name] = totals[name] + disc * r if name in totals else disc * r
         for name, v in out.log.items():
@@ -476,7 +511,7 @@ def solve(
         for g in opt.param_groups:
             g["lr"] = lr
         z_path = simulate_markov(P, z, T, generator)
-        roll = rollout(model, tables, z_path, dist, carry)
+        roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail)
         opt.zero_grad(set_to_none=True)
         row: dict[str, float] = {"epoch": float(epoch), "lr": lr, "warmup": float(warm)}
         names_in_groups = list(groups.items())

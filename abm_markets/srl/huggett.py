@@ -1,0 +1,339 @@
+"""Huggett (1993) economies for structural RL: partial equilibrium, aggregate risk, lagged prices.
+
+Households ``i`` hold bonds ``b`` and receive idiosyncratic income ``y``
+(AR(1) in logs, Rouwenhorst, normalised to mean 1) times aggregate TFP ``Z``
+(AR(1) in logs). Budget and constraint (timing of Yang, Wang, Schaab and Moll):
+
+    c_t + b_{t+1} = R_t b_t + y_t Z_t,        b_{t+1} >= b_lim,
+    max E_0 sum_t beta^t c_t^(1 - sigma) / (1 - sigma).
+
+* ``equilibrium="general"``: ``R_t`` clears the bond market,
+  ``int b_{t+1} dG_t = B`` (``B = 0``: zero net supply), each period, on a
+  grid of ``n_prices`` gross rates ``1 + r``, ``r`` in ``[r_min, r_max]``. The
+  policy is a table over ``(Z, [R_{t-1}], R_t, b, y)``.
+* ``equilibrium="partial"``: ``r_t`` is an exogenous Markov chain
+  (Rouwenhorst, ``n_r`` points, mean ``r_mean``, persistence ``r_rho``,
+  unconditional sd ``r_sd``); the policy is a table over ``(r, Z, b, y)``
+  and there is nothing to clear.
+
+Policy parameterisation: a logit ``theta`` per table cell; the saving share of
+cash on hand above the borrowing limit is ``s = sigmoid(theta)``,
+
+    x = R b + y Z,   b' = b_lim + s (x - b_lim),   c = (1 - s)(x - b_lim) > 0,
+
+so the borrowing limit and ``c > 0`` hold by construction. ``b'`` above the
+top of the grid is clipped there (the consumption absorbs the difference).
+
+Calibration (defaults): the SRL paper's Huggett with aggregate shocks —
+``beta = 0.96``, ``sigma = 2``, income ``rho = 0.6``, ``sd = 0.2`` on 3 states,
+TFP ``rho = 0.9``, ``sd = 0.02``, ``b_lim = -1``, 200 asset points up to 50,
+20 interest-rate points in ``[0.01, 0.06]``. The TFP chain has ``n_tfp``
+Rouwenhorst points (the paper's table dimension for ``Z`` is not stated; 5 here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from abm_markets.config import Config, param
+from abm_markets.errors import ConfigError
+from abm_markets.srl import grids
+from abm_markets.srl.solver import PeriodInput, PeriodOutput
+
+__all__ = ["HuggettConfig", "HuggettModel"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HuggettConfig(Config):
+    """Economy of a Huggett model (defaults: the SRL paper's Huggett with aggregate shocks)."""
+
+    equilibrium: str = param(
+        "general", "general: R clears bonds; partial: r exogenous Markov.", choices=("general", "partial")
+    )
+    beta: float = param(0.96, "Discount factor per period.", gt=0.0, lt=1.0)
+    sigma: float = param(2.0, "Relative risk aversion (CRRA; 1 = log).", gt=0.0)
+    income_rho: float = param(0.6, "Persistence of log idiosyncratic income.", ge=0.0, lt=1.0)
+    income_sd: float = param(0.2, "Innovation sd of log idiosyncratic income.", ge=0.0)
+    n_income: int = param(3, "Rouwenhorst states of idiosyncratic income.", ge=1)
+    tfp_rho: float = param(0.9, "Persistence of log aggregate TFP Z.", ge=0.0, lt=1.0)
+    tfp_sd: float = param(0.02, "Innovation sd of log aggregate TFP Z (0: no aggregate risk).", ge=0.0)
+    n_tfp: int = param(5, "Rouwenhorst states of aggregate TFP (1: no aggregate risk).", ge=1)
+    borrowing_limit: float = param(-1.0, "Borrowing limit b_lim (bonds >= b_lim).")
+    asset_max: float = param(50.0, "Top of the asset grid.")
+    n_assets: int = param(200, "Asset grid points.", ge=3)
+    grid_power: float = param(2.0, "Asset grid spacing b_lim + (max - b_lim) u^power (dense near b_lim).", ge=1.0)
+    bond_supply: float = param(0.0, "Net bond supply B (general equilibrium).")
+    r_min: float = param(0.01, "Lowest net rate of the price grid (general equilibrium).")
+    r_max: float = param(0.06, "Highest net rate of the price grid (general equilibrium).")
+    n_prices: int = param(20, "Points of the interest-rate grid (general equilibrium).", ge=2)
+    n_lags: int = param(0, "Lagged interest rates in the policy's state (general equilibrium).", ge=0, le=2)
+    r_mean: float = param(0.03, "Mean net rate of the exogenous r chain (partial equilibrium).")
+    r_rho: float = param(0.9, "Persistence of the exogenous r chain (partial equilibrium).", ge=0.0, lt=1.0)
+    r_sd: float = param(0.01, "Unconditional sd of the exogenous r chain (partial equilibrium).", ge=0.0)
+    n_r: int = param(7, "Rouwenhorst points of the exogenous r chain (partial equilibrium).", ge=1)
+    init_price_slope: float = param(
+        3.0, "Initial policy: logit slope across the price grid (makes initial bond supply increase in R).", ge=0.0
+    )
+
+    def validate(self) -> None:
+        if self.asset_max <= self.borrowing_limit:
+            raise ConfigError(f"HuggettConfig.asset_max = {self.asset_max} is invalid; expected > borrowing_limit")
+        if self.r_max <= self.r_min:
+            raise ConfigError(f"HuggettConfig.r_max = {self.r_max} is invalid; expected > r_min = {self.r_min}")
+        if self.equilibrium == "partial" and self.n_lags:
+            raise ConfigError("HuggettConfig.n_lags is invalid with equilibrium='partial'; expected 0")
+        r_hi = (
+            self.r_max if self.equilibrium == "general" else self.r_mean + math.sqrt(max(self.n_r - 1, 0)) * self.r_sd
+        )
+        logy, Py = grids.rouwenhorst(self.n_income, self.income_rho, self.income_sd)
+        y = torch.exp(logy)
+        y_min = float(y[0] / (grids.stationary_distribution(Py) @ y))
+        z_min = math.exp(-math.sqrt(max(self.n_tfp - 1, 0)) * self.tfp_sd / math.sqrt(1 - self.tfp_rho**2))
+        if self.borrowing_limit * r_hi + y_min * z_min <= 0:
+            raise ConfigError(
+                f"HuggettConfig.borrowing_limit = {self.borrowing_limit} is invalid: at the highest rate and lowest"
+                " income cash on hand falls below the limit; expected a looser limit"
+            )
+
+
+class HuggettModel:
+    """Huggett economy implementing the :class:`~abm_markets.srl.solver.SRLModel` protocol.
+
+    Shapes: ``nb`` assets, ``ny`` income states, ``nz`` aggregate states
+    (``n_r * n_tfp`` in partial equilibrium, ``n_tfp`` in general), ``nP``
+    price points, ``L`` lags. Table ``savings_logit``:
+    ``(nz, nP, ..., nP, nb, ny)`` with ``L + 1`` price axes (general) or
+    ``(nz, nb, ny)`` (partial).
+    """
+
+    def __init__(self, cfg: HuggettConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        self.cfg = cfg
+        self.beta = cfg.beta
+        self.device = torch.device(device)
+        self.dtype = dtype
+        f64 = torch.float64
+        logy, Py = grids.rouwenhorst(cfg.n_income, cfg.income_rho, cfg.income_sd)
+        y = torch.exp(logy)
+        pi_y = grids.stationary_distribution(Py)
+        y = y / (pi_y @ y)
+        logz, Pz = grids.rouwenhorst(cfg.n_tfp, cfg.tfp_rho, cfg.tfp_sd)
+        Z = torch.exp(logz)
+        self.partial = cfg.equilibrium == "partial"
+        if self.partial:
+            r, Pr = grids.rouwenhorst(cfg.n_r, cfg.r_rho, cfg.r_sd, cfg.r_mean)
+            R_agg = (1.0 + r).repeat_interleave(cfg.n_tfp)  # state k = i_r * n_tfp + i_z
+            Z_agg = Z.repeat(cfg.n_r)
+            P_agg = torch.kron(Pr, Pz)
+            self.price_grid64 = 1.0 + r
+        else:
+            R_agg = torch.ones(cfg.n_tfp, dtype=f64)
+            Z_agg = Z
+            P_agg = Pz
+            self.price_grid64 = 1.0 + torch.linspace(cfg.r_min, cfg.r_max, cfg.n_prices, dtype=f64)
+        self.b64 = grids.asset_grid(cfg.borrowing_limit, cfg.asset_max, cfg.n_assets, power=cfg.grid_power)
+        self.y64, self.Py64, self.pi_y64 = y, Py, pi_y
+        self.Z64, self.R_agg64, self.P_agg64 = Z_agg, R_agg, P_agg
+        kw = {"device": self.device, "dtype": dtype}
+        self.b = self.b64.to(**kw)
+        self.y = y.to(**kw)
+        self.Py = Py.to(**kw)
+        self.pi_y = pi_y.to(**kw)
+        self.Z = Z_agg.to(**kw)
+        self.R_agg = R_agg.to(**kw)
+        self.agg_transition = P_agg.to(**kw)
+        self.price_grid = self.price_grid64.to(**kw)
+        self.b_lim = cfg.borrowing_limit
+        self.b_max = float(self.b64[-1])
+
+    # ------------------------------------------------------------------ economics blocks
+    def utility(self, c: Tensor) -> Tensor:
+        """CRRA ``u(c) = c^(1 - sigma) / (1 - sigma)`` (log for sigma = 1)."""
+        s = self.cfg.sigma
+        if s == 1.0:
+            return torch.log(c)
+        if s == 2.0:
+            return -torch.reciprocal(c)
+        return c.pow(1.0 - s) / (1.0 - s)
+
+    def savings(self, logit: Tensor, cash: Tensor) -> Tensor:
+        """``b' = min(b_lim + sigmoid(logit) (x - b_lim), b_max)``."""
+        return torch.clamp(self.b_lim + torch.sigmoid(logit) * (cash - self.b_lim), max=self.b_max)
+
+    def _cash(self, R: Tensor, income: Tensor) -> Tensor:
+        """Cash on hand ``R b + y Z``; ``R`` ``(..., 1, 1)``, ``income`` ``(..., 1, ny)`` -> ``(..., nb, ny)``."""
+        return R * self.b[:, None] + income
+
+    def _table_shape(self) -> tuple[int, ...]:
+        nz, nb, ny = self.agg_transition.shape[0], self.b.shape[0], self.y.shape[0]
+        if self.partial:
+            return (nz, nb, ny)
+        nP = self.price_grid.shape[0]
+        return (nz, *([nP] * (self.cfg.n_lags + 1)), nb, ny)
+
+    def _grid_prices(self) -> Tensor:
+        """Gross rate of every table cell before the ``(nb, ny)`` axes, broadcastable to the table."""
+        shape = self._table_shape()
+        if self.partial:
+            return self.R_agg.view(-1, 1, 1)
+        return self.price_grid.view(1, *([1] * self.cfg.n_lags), -1, 1, 1).expand(*shape[:-2], 1, 1)
+
+    def _grid_income(self) -> Tensor:
+        shape = self._table_shape()
+        inc = self.Z[:, None] * self.y[None, :]  # (nz, ny)
+        return inc.view(shape[0], *([1] * (len(shape) - 3)), 1, shape[-1])
+
+    # ------------------------------------------------------------------ protocol
+    def init_params(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+        """Start from "keep assets" ``b' = b`` (share clipped to [0.05, 0.95]) plus a slope in R."""
+        R = self._grid_prices().double().cpu()
+        shape = self._table_shape()
+        inc = (self.Z64[:, None] * self.y64[None, :]).view(shape[0], *([1] * (len(shape) - 3)), 1, shape[-1])
+        x = R * self.b64[:, None] + inc
+        share = ((self.b64[:, None] - self.b_lim) / (x - self.b_lim)).clamp(0.05, 0.95)
+        logit = torch.logit(share).expand(shape).clone()
+        if not self.partial:
+            lo, hi = float(self.price_grid64[0]), float(self.price_grid64[-1])
+            logit = logit + self.cfg.init_price_slope * ((R - (lo + hi) / 2) / (hi - lo))
+        return {"savings_logit": logit.to(device=device, dtype=dtype)}
+
+    def param_groups(self) -> dict[str, tuple[str, ...]]:
+        return {"household": ("savings_logit",)}
+
+    def initial_distribution(
+        self, n: int, kind: str, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
+        """``fixed``: everyone at ``b = B`` with the stationary income distribution.
+
+        ``random``: per path, a Laplace-shaped density around a uniform centre
+        in ``[b_lim, B + 2]`` with a uniform scale in ``[0.2, 2]``, times
+        Dirichlet(1) income weights.
+        """
+        b = self.b.to(device=device, dtype=dtype)
+        if kind == "fixed":
+            j, w = grids.lottery(torch.full((1,), self.cfg.bond_supply, device=device, dtype=dtype), b)
+            mass = torch.zeros(b.shape[0], device=device, dtype=dtype)
+            mass[j] += 1 - w
+            mass[j + 1] += w
+            g = mass[:, None] * self.pi_y.to(device=device, dtype=dtype)[None, :]
+            return g.expand(n, -1, -1).clone()
+        u = torch.rand(n, 3, generator=generator, device=device, dtype=dtype)
+        centre = self.b_lim + u[:, :1] * (self.cfg.bond_supply + 2.0 - self.b_lim)
+        scale = 0.2 + 1.8 * u[:, 1:2]
+        dens = torch.exp(-(b[None, :] - centre).abs() / scale)  # (n, nb)
+        dens = dens * torch.diff(b, prepend=b[:1] - (b[1] - b[0]))[None, :]
+        e = -torch.log(torch.rand(n, self.y.shape[0], generator=generator, device=device, dtype=dtype))
+        iw = e / e.sum(1, keepdim=True)
+        g = dens[:, :, None] * iw[:, None, :]
+        return g / g.sum(dim=(1, 2), keepdim=True)
+
+    def initial_carry(self, n: int, z0: Tensor, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+        """Lagged rates start at the middle of the price grid."""
+        if self.partial or self.cfg.n_lags == 0:
+            return {}
+        mid = float(self.price_grid64[self.price_grid64.shape[0] // 2])
+        return {"price_lags": torch.full((n, self.cfg.n_lags), mid, device=device, dtype=dtype)}
+
+    def prepare(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Once per rollout: saving shares ``s = sigmoid(theta)`` (with gradient) and, detached, the
+        savings at every grid price, ``(rows, nP, nb * ny)`` with ``rows = nz * nP^L``, for clearing."""
+        share = torch.sigmoid(params["savings_logit"])
+        nb, ny = self.b.shape[0], self.y.shape[0]
+        out = {"share": share.reshape(-1, nb, ny)}
+        if not self.partial:
+            with torch.no_grad():
+                nP = self.price_grid.shape[0]
+                x = self._grid_prices() * self.b[:, None] + self._grid_income()
+                b_grid = torch.clamp(self.b_lim + share.detach() * (x - self.b_lim), max=self.b_max)
+                out["b_grid"] = b_grid.reshape(-1, nP, nb * ny)
+        return out
+
+    def _corners(self, z: Tensor, lags: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+        """Rows of the (z, lag...) table and their multilinear weights for each path: ``[(row (N,), weight (N,))]``."""
+        nP = self.price_grid.shape[0]
+        corners = [(z, torch.ones(z.shape[0], dtype=self.dtype, device=z.device))]
+        for k in range(self.cfg.n_lags):
+            j, w = grids.interp_weights(lags[:, k], self.price_grid)
+            corners = [(r * nP + j + d, cw * (w if d else 1 - w)) for r, cw in corners for d in (0, 1)]
+        return corners
+
+    def period(self, inp: PeriodInput) -> PeriodOutput:
+        """Clear the bond market (general) or read r (partial), consume, save, push the distribution forward."""
+        share_tab = inp.prepared["share"]
+        income = (self.Z.index_select(0, inp.z)[:, None] * self.y[None, :])[:, None, :]  # (N, 1, ny)
+        g = inp.given_dist
+        log: dict[str, Tensor] = {}
+        carry: dict[str, Tensor] = {}
+        if self.partial:
+            R = self.R_agg.index_select(0, inp.z)
+            share = share_tab.index_select(0, inp.z)
+        else:
+            nP = self.price_grid.shape[0]
+            lags = inp.carry.get("price_lags")
+            corners = self._corners(inp.z, lags)
+            with torch.no_grad():  # price taking: supply curve from the given distribution and policy
+                gv = g.reshape(g.shape[0], 1, -1)
+                supply = sum(
+                    cw[:, None] * (inp.prepared["b_grid"].index_select(0, row) * gv).sum(dim=2) for row, cw in corners
+                )
+                clr = grids.clear_on_grid(supply - self.cfg.bond_supply, self.price_grid)
+            R = clr.price
+            share = 0.0
+            for row, cw in corners:
+                base = row * nP + clr.j
+                s0, s1 = share_tab.index_select(0, base), share_tab.index_select(0, base + 1)
+                wv = clr.w.view(-1, 1, 1)
+                share = share + cw.view(-1, 1, 1) * (s0 + wv * (s1 - s0))
+            log["bracketed"] = clr.bracketed.to(R.dtype)
+            if self.cfg.n_lags:
+                carry["price_lags"] = torch.cat([R[:, None], lags[:, :-1]], dim=1)
+        x = self._cash(R.view(-1, 1, 1), income)  # (N, nb, ny)
+        b_next = torch.clamp(self.b_lim + share * (x - self.b_lim), max=self.b_max)
+        c = x - b_next
+        reward = (inp.dist * self.utility(c)).sum(dim=(1, 2))
+        with torch.no_grad():
+            bond_demand = (b_next.detach() * g).sum(dim=(1, 2))
+            log["r"] = R - 1.0
+            log["Z"] = self.Z.index_select(0, inp.z)
+            log["C"] = (c.detach() * g).sum(dim=(1, 2))
+            log["B_next"] = bond_demand
+            if not self.partial:
+                log["resid_bond"] = bond_demand - self.cfg.bond_supply
+        j, w = grids.lottery(b_next, self.b, power=self.cfg.grid_power)
+        dist_next = grids.push_forward(inp.dist, j, w, self.Py)
+        return PeriodOutput(dist_next=dist_next, reward={"household": reward}, carry=carry, log=log)
+
+    def policy_values(self, params: Mapping[str, Tensor]) -> Tensor:
+        """Savings ``b'`` at every table cell, at the cell's grid price."""
+        x = self._grid_prices() * self.b[:, None] + self._grid_income()
+        return self.savings(params["savings_logit"], x)
+
+    # ------------------------------------------------------------------ conversions
+    def params_from_savings(self, b_next: Tensor) -> dict[str, Tensor]:
+        """Logit table that reproduces a savings policy ``b'`` given on the table's cells."""
+        x = (self._grid_prices() * self.b[:, None] + self._grid_income()).double()
+        share = ((b_next.double() - self.b_lim) / (x - self.b_lim)).clamp(1e-6, 1 - 1e-6)
+        return {"savings_logit": torch.logit(share).to(self.dtype).expand(self._table_shape()).clone()}
+
+
+def egm_policy(model: HuggettModel) -> Tensor:
+    """The EGM savings policy of the partial-equilibrium model on its table, ``(nz, nb, ny)`` float64.
+
+    The exogenous state is ``s = (k, y)`` with ``k`` the aggregate state (r and Z)
+    and transition ``P_agg ⊗ P_y``; income ``Z_k y``, return ``R_k``.
+    """
+    from abm_markets.solvers.household import egm
+
+    if not model.partial:
+        raise ValueError("egm_policy needs equilibrium='partial' (prices exogenous)")
+    nz, ny = model.P_agg64.shape[0], model.y64.shape[0]
+    income = (model.Z64[:, None] * model.y64[None, :]).reshape(-1)
+    R = model.R_agg64.repeat_interleave(ny)
+    P = torch.kron(model.P_agg64, model.Py64)
+    sol = egm(model.b64, income, R, P, beta=model.cfg.beta, sigma=model.cfg.sigma, b_lim=model.b_lim)
+    b_next = torch.clamp(sol.b_next, max=model.b_max)
+    return b_next.reshape(nz, ny, -1).transpose(1, 2).contiguous()
