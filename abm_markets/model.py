@@ -232,7 +232,7 @@ class InvestmentModel(mesa.Model):
         c = self._agent_common
         j = firm.good
         return np.asarray(
-            [self.last_price[j] / self.p_ss, firm.last_revenue / self.s_ss, c["agg_capital"][j], c["agg_tfp"][0]]
+            [self.last_price[j] / self.p_ss, firm.last_demand / self.s_ss, c["agg_capital"][j], c["agg_tfp"][0]]
         )
 
     def _prepare_agent_observations(self) -> None:
@@ -309,11 +309,13 @@ class InvestmentModel(mesa.Model):
         sold = out.sold[0].double().cpu().tolist()
         produced = out.produced[0].double().cpu().tolist()
         profit = out.profit[0].double().cpu().tolist()
-        revenue = st.last_spending[0].double().cpu().tolist()
+        demand = st.last_spending[0].double().cpu().tolist()
+        planner = self.cfg.formulation == "planner"
         for j, row in enumerate(self.firms):
             for m, f in enumerate(row):
                 f.price, f.sold, f.produced, f.profit = price[j][m], sold[j][m], produced[j][m], profit[j][m]
-                f.revenue = f.last_revenue = revenue[j][m]
+                f.last_demand = demand[j][m]
+                f.revenue = demand[j][m] if planner else price[j][m] * sold[j][m]
                 f.capacity = produced[j][m]
         self.agg_idx = int(st.agg_idx[0])
         self.last_price = st.last_price[0].double().cpu().tolist()
@@ -355,9 +357,16 @@ class InvestmentModel(mesa.Model):
                 h.overshoot = max(plan / h.output - 1.0, 0.0)
         for h in hs:
             h.settle(u_z[h.index], a)
-        for row in self.firms:
-            for f in row:
-                f.last_revenue = f.revenue
+        if cfg.formulation == "planner":
+            for row in self.firms:
+                row[0].last_demand = row[0].revenue
+        else:
+            # demand signal: what buyers wanted to spend at last period's price, split across the good's firms
+            for j, row in enumerate(self.firms):
+                p_prev = self.last_price[j]
+                desired = sum(min(h.budget[j], h.quantity[j] * p_prev) for h in hs)
+                for f in row:
+                    f.last_demand = desired / len(row)
         self.agg_idx = markov_next(self.agg_cdf[self.agg_idx], u_agg)
         self.last_price = prices
 
@@ -386,13 +395,13 @@ class InvestmentModel(mesa.Model):
         eco = self.economy
         kw = {"device": eco.device, "dtype": eco.dtype}
         long = {"device": eco.device, "dtype": torch.long}
-        revenue = [[f.last_revenue for f in row] for row in self.firms]
+        demand = [[f.last_demand for f in row] for row in self.firms]
         return InvestmentState(
             capital=torch.tensor([[h.capital for h in self.households]], **kw),
             z_idx=torch.tensor([[h.z_idx for h in self.households]], **long),
             agg_idx=torch.tensor([self.agg_idx], **long),
             t=torch.tensor([self.period], **long),
-            last_spending=torch.tensor([revenue], **kw),
+            last_spending=torch.tensor([demand], **kw),
             last_price=torch.tensor([self.last_price], **kw),
         )
 

@@ -14,7 +14,8 @@ Python floats, an independent second implementation of :mod:`abm_markets.markets
   (``p = sqrt(phi sum_i b_ij / M)`` for spending orders); deciding: ``sum_i d_ij(p) = sum_m c_jm``;
 * posted price: buyers arrive in the activation order and buy ``min(q, b / p)`` from the
   cheapest firm with stock left, then the next; competitive firms post ``sqrt(phi S_{t-1})``
-  with capacity ``p / phi``.
+  with capacity ``p / phi``, where ``S_{t-1}`` is last period's demand signal: the spending
+  buyers wanted to place at last period's price, ``sum_i min(b_ij, q_ij p_{t-1}) / M``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
     from abm_markets.agents.rules import DecisionRule
     from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
 
-FIRM_OBSERVATION = ("own_price", "own_revenue", "good_capital", "agg_tfp")
-"""What a firm observes: its good's last average price / ``p_ss``, its last revenue / ``S_ss``,
-mean capital of its good / ``K_ss`` and mean TFP."""
+FIRM_OBSERVATION = ("own_price", "own_demand", "good_capital", "agg_tfp")
+"""What a firm observes: its good's last average price / ``p_ss``; the spending buyers wanted to
+place with it last period (the engine's ``last_spending``: orders at last period's price,
+rationed demand included, split evenly across the good's firms) / ``S_ss``; mean capital of
+its good / ``K_ss``; mean TFP."""
 
 
 def firm_observation(economy: InvestmentEconomy, state: InvestmentState) -> Tensor:
@@ -47,10 +50,10 @@ def firm_observation(economy: InvestmentEconomy, state: InvestmentState) -> Tens
     p_ss, s_ss = firm_observation_scales(economy.cfg)
     bsz, j, m = state.batch_size, economy.n_goods, economy.n_firms
     price = (state.last_price / p_ss).unsqueeze(-1).expand(bsz, j, m)
-    revenue = state.last_spending / s_ss
+    demand = state.last_spending / s_ss
     capital = (state.capital / economy.k_ss).mean(1).unsqueeze(-1).expand(bsz, j, m)
     tfp = economy.tfp(state).mean(1).reshape(bsz, 1, 1).expand(bsz, j, m)
-    return torch.stack([price, revenue, capital, tfp], dim=-1)
+    return torch.stack([price, demand, capital, tfp], dim=-1)
 
 
 def _bisect_decreasing(f: Callable[[float], float], lo: float, hi: float, iters: int = 200) -> float:
@@ -80,12 +83,12 @@ class CapitalFirm(mesa.Agent):
         price: Transaction price of the period.
         capacity: Output offered (posted price / deciding firms).
         sold, produced, revenue, profit: Flows of the period (``profit = p sold - phi/2 produced^2``).
-        last_revenue: Revenue of the previous period (drives the posted-price rule).
+        last_demand: Demand signal ``S`` of the last period: spending buyers wanted to place with the
+            firm at the previous price, split evenly across the good's firms (drives the posted-price
+            rule); the pooled resources for the planner.
     """
 
-    def __init__(
-        self, model: mesa.Model, good: int, index: int, rule: DecisionRule | None, last_revenue: float
-    ) -> None:
+    def __init__(self, model: mesa.Model, good: int, index: int, rule: DecisionRule | None, last_demand: float) -> None:
         super().__init__(model)
         self.good = good
         self.index = index
@@ -97,7 +100,7 @@ class CapitalFirm(mesa.Agent):
         self.produced = 0.0
         self.revenue = 0.0
         self.profit = 0.0
-        self.last_revenue = last_revenue
+        self.last_demand = last_demand
 
     def decide(self) -> None:
         """Deciding firms choose ``(price, capacity)`` from their rule or the model's override."""
@@ -195,7 +198,7 @@ class CapitalFirm(mesa.Agent):
             prices = [max(float(f.action[0]), PRICE_FLOOR) for f in firms]
             caps = [max(float(f.action[1]), 0.0) for f in firms]
         else:
-            prices = [max(math.sqrt(phi * f.last_revenue), PRICE_FLOOR) for f in firms]
+            prices = [max(math.sqrt(phi * f.last_demand), PRICE_FLOOR) for f in firms]
             caps = [p / phi for p in prices]
         rank = sorted(range(len(firms)), key=lambda m: prices[m])  # stable: ties by index
         left = list(caps)

@@ -123,7 +123,7 @@ class RandomShare:
 
 
 def firm_observation_scales(cfg: InvestmentConfig) -> tuple[float, float]:
-    """Steady-state price and revenue of one firm, ``(p_ss, S_ss)``, used to normalise firms' observations.
+    """Steady-state price and revenue (= demand) of one firm, ``(p_ss, S_ss)``, normalising firms' observations.
 
     ``q_ss = N^h delta K / M`` units per firm at ``p_ss = phi q_ss``; revenue ``S_ss = p_ss q_ss``.
     """
@@ -135,9 +135,10 @@ def firm_observation_scales(cfg: InvestmentConfig) -> tuple[float, float]:
 class PostedMarkup:
     """A deciding firm's rule: price at a markup over marginal cost for last period's demand.
 
-    The firm's observation (see :func:`abm_markets.envs.parallel.firm_observation`) starts
-    with its last price and its last revenue ``S`` relative to the steady state. With
-    spending orders demand has unit elasticity, so a firm producing ``c`` sells ``S / p``;
+    The firm's observation (:func:`abm_markets.agents.firm.firm_observation`) starts with its
+    good's last price and its demand signal ``S`` (the spending buyers wanted to place with
+    it last period) relative to the steady state. With spending orders demand has unit
+    elasticity, so a firm producing ``c`` sells ``S / p``;
     posting ``p = (1 + mu) phi c`` with ``c = S / p`` gives
 
     ``p = sqrt((1 + mu) phi S)``,  ``c = p / ((1 + mu) phi)``.
@@ -172,7 +173,7 @@ class CompetitiveSupply(PostedMarkup):
 
     ``supply(p)`` is the schedule the Walrasian auctioneer and the planner's pool use.
     As a deciding firm's rule, ``act`` posts the price at which that supply meets last
-    period's demand, ``p = sqrt(phi S)``, ``c = p / phi`` (``PostedMarkup`` with ``mu = 0``).
+    period's demand signal, ``p = sqrt(phi S)``, ``c = p / phi`` (``PostedMarkup`` with ``mu = 0``).
     """
 
     def __init__(self, cfg: InvestmentConfig) -> None:

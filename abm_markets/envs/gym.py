@@ -18,7 +18,7 @@ Version history: :data:`abm_markets.engine.investment.ENV_HISTORY`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -48,7 +48,7 @@ class InvestmentPlannerEnv(gymnasium.Env):
         device, dtype: Of the engine.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

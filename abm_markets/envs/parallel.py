@@ -10,7 +10,7 @@ Observation spaces (``float32``):
   capital relative to the steady state, TFP levels, prices relative to the steady-state
   price, ``t / horizon``), ``Box(0, inf, (D,))``;
 * firm: :data:`abm_markets.agents.firm.FIRM_OBSERVATION` (own good's last price and own
-  last revenue relative to the steady state, mean capital of the good, mean TFP),
+  last demand signal relative to the steady state, mean capital of the good, mean TFP),
   ``Box(0, inf, (4,))``.
 
 Action spaces (``float32``):
@@ -33,7 +33,7 @@ Version history: see :data:`abm_markets.engine.investment.ENV_HISTORY`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -60,7 +60,11 @@ class InvestmentParallelEnv(ParallelEnv):
         device, dtype: Of the engine.
     """
 
-    metadata: dict[str, Any] = {"name": "InvestmentMarket-v1", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "InvestmentMarket-v1",
+        "render_modes": ["ansi"],
+        "is_parallelizable": True,
+    }
 
     def __init__(
         self,
