@@ -102,6 +102,7 @@ class InvestmentModel(mesa.Model):
             :class:`CompetitiveSupply` for deciding firms.
         mode: ``"engine"`` (batched engine with ``B = 1``) or ``"agents"`` (plain Python per agent).
         device, dtype: Of the engine (``agents`` mode computes in Python floats).
+        collect: Record the DataCollector's variables after every step (off for timing runs).
 
     Attributes:
         economy: The :class:`InvestmentEconomy`.
@@ -123,6 +124,7 @@ class InvestmentModel(mesa.Model):
         mode: str = "engine",
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
+        collect: bool = True,
     ) -> None:
         cfg = cfg if cfg is not None else InvestmentConfig()
         if mode not in MODES:
@@ -136,6 +138,7 @@ class InvestmentModel(mesa.Model):
         self.cfg = cfg
         self.mode = mode
         self.seed = seed
+        self.collect = collect
         self.economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
         self.generator = torch.Generator(device=self.economy.device)
         self.generator.manual_seed(seed)
@@ -278,7 +281,8 @@ class InvestmentModel(mesa.Model):
         else:
             self._step_agents()
         self.period += 1
-        self.datacollector.collect(self)
+        if self.collect:
+            self.datacollector.collect(self)
 
     def _step_engine(self) -> None:
         eco = self.economy
