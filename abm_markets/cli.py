@@ -6,6 +6,7 @@ Commands::
     abm-markets show NAME                       # a scenario's settings with docs and defaults
     abm-markets run NAME|PRESET.toml [--set key=value ...] [--seed N] [--out DIR] [--device cpu|cuda|auto]
     abm-markets run --resume DIR
+    abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
     abm-markets steady-state investment [--set key=value ...] [--json]
 
 Errors in user input print one line (``abm-markets: error: ...``), exit with
@@ -62,6 +63,15 @@ def _build_parser() -> _Parser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     run.add_argument("--resume", type=Path, default=None, metavar="DIR", help="resume the run in DIR from its last checkpoint")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sw = sub.add_parser("sweep", help="run a scenario over seeds and a parameter grid as Ray tasks")
+    sw.add_argument("name", help="scenario name or preset file")
+    sw.add_argument("--seeds", default="0", help="e.g. 0-3 or 1,5,9")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a swept setting")
+    sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a fixed setting")
+    sw.add_argument("--out", type=Path, required=True, help="sweep folder (one run directory per task + index.parquet)")
+    sw.add_argument("--device", default="cpu")
+    sw.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
     ss.add_argument("economy", help="investment")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -127,6 +137,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from abm_markets.runs import resolve_device
+    from abm_markets.sweep import parse_grid, parse_seeds, run_sweep
+
+    seeds = parse_seeds(args.seeds)
+    grid = parse_grid(args.grid)
+    resolve_device(args.device)
+    index = run_sweep(
+        args.name, seeds=seeds, grid=grid, sets=_parse_sets(args.sets), out=args.out, device=args.device,
+        address=args.address, num_cpus=args.num_cpus,
+    )
+    print(f"{index.height} runs; index: {args.out / 'index.parquet'}")
+    return 0
+
+
 def _cmd_steady_state(args: argparse.Namespace) -> int:
     if args.economy != "investment":
         raise unknown("economy", args.economy, ["investment"])
@@ -154,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_show(args.name)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
         if args.command == "steady-state":
             return _cmd_steady_state(args)
     except UserError as e:
