@@ -54,6 +54,7 @@ __all__ = [
     "euler_errors",
     "interp_policy_K",
     "simulate_distribution",
+    "simulate_policy",
     "simulate_tfp",
     "solve_krusell_smith",
     "tfp_process",
@@ -228,22 +229,49 @@ def simulate_distribution(
     alpha: float,
     delta: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Non-stochastic simulation of the KS-algorithm policy ``a_next (n_a, n_e, n_K, n_z)``.
+
+    The policy is interpolated linearly in K at ``K_t`` for ``z_t``; see
+    :func:`simulate_policy` for the rest.
+    """
+
+    def policy(K: torch.Tensor, zi: int) -> torch.Tensor:
+        return interp_policy_K(a_next[..., zi], K_grid, K).clamp(min=float(a_grid[0]))
+
+    return simulate_policy(policy, a_grid, P_e, e, z, z_idx, dist0, alpha, delta)
+
+
+def simulate_policy(
+    policy,
+    a_grid: torch.Tensor,
+    P_e: torch.Tensor,
+    e: torch.Tensor,
+    z: torch.Tensor,
+    z_idx: torch.Tensor,
+    dist0: torch.Tensor,
+    alpha: float,
+    delta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Non-stochastic simulation: push the distribution on the grid through a TFP path.
 
-    ``K_t = sum g_t a``; the policy is interpolated in K at ``K_t`` for ``z_t``;
-    ``g_{t+1}`` follows by the lottery and the efficiency transition.
+    ``K_t = sum g_t a``; ``a' = policy(K_t, z_t)`` on the grid; ``g_{t+1}`` follows
+    by Young's lottery and the efficiency transition. No sampling noise.
+
+    Args:
+        policy: ``policy(K, z_index) -> (n_a, n_e)`` savings on the asset grid.
+        z_idx: ``(T,)`` TFP state indices.
+        dist0: ``(n_a, n_e)`` initial distribution.
 
     Returns:
         ``(K, C, dists)``: ``(T,)``, ``(T,)`` and ``(T, n_a, n_e)``.
     """
     T = z_idx.shape[0]
-    g = dist0
+    g = dist0.to(DTYPE)
     Ks, Cs, gs = torch.empty(T, dtype=DTYPE), torch.empty(T, dtype=DTYPE), torch.empty(T, *dist0.shape, dtype=DTYPE)
     for t in range(T):
         K = (g * a_grid[:, None]).sum()
-        zt = z[z_idx[t]]
-        r, w, _ = firm(K, zt, alpha, delta)
-        pol = interp_policy_K(a_next[..., z_idx[t]], K_grid, K).clamp(min=float(a_grid[0]))
+        r, w, _ = firm(K, z[z_idx[t]], alpha, delta)
+        pol = policy(K, int(z_idx[t])).to(DTYPE)
         c = (1.0 + r) * a_grid[:, None] + w * e[None, :] - pol
         Ks[t], Cs[t], gs[t] = K, (g * c).sum(), g
         i, wt = lottery(a_grid, pol)
