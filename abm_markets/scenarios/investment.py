@@ -6,6 +6,12 @@ batched engine under the DP-optimal policy from the deterministic steady state,
 and the run directory gets the steady state (numerical and closed form), the
 simulated moments, long-format logs and plots of capital, consumption,
 investment and the policy function.
+
+With ``learner = ppo`` (default), ``sac`` or ``dqn`` a learning planner is trained on the batched
+engine (:mod:`abm_markets.learn`) and compared with the DP policy on a fixed evaluation shock path from
+the same initial state: ``welfare_rl``, ``welfare_dp``, ``welfare_gap_ce_pct`` (consumption-equivalent
+loss in percent), ``policy_error`` (mean ``|K'_rl - K'_dp| / K`` over the DP ergodic set),
+``train_env_steps`` and ``train_wall_s``. ``learner = dp`` keeps the DP policy only.
 """
 
 from __future__ import annotations
@@ -29,7 +35,26 @@ from abm_markets.scenarios import register
 class PlannerScenarioConfig(InvestmentConfig):
     """The investment economy's settings plus simulation and solver settings."""
 
-    learner: str = param("dp", "Decision source of the planner: dp (value-function iteration policy).", choices=("dp",))
+    learner: str = param(
+        "ppo",
+        "Decision source of the planner: ppo, sac, dqn (trained with Tianshou on the batched engine, compared "
+        "with DP) or dp (value-function iteration policy only).",
+        choices=("ppo", "sac", "dqn", "dp"),
+    )
+    train_economies: int = param(512, "Economies stepped in parallel during training.", ge=1)
+    train_iterations: int = param(60, "Training iterations (rollout + update).", ge=0)
+    rollout_len: int = param(64, "Periods collected per training iteration.", ge=1)
+    train_lr: float = param(3e-3, "Learning rate of the learner.", gt=0.0)
+    action_center: str = param(
+        "steady_state",
+        "Action parametrisation: steady_state (zero raw action plays the steady-state saving share) or none.",
+        choices=("steady_state", "none"),
+    )
+    train_max_wall_s: float = param(600.0, "Stop training after this many seconds.", gt=0.0)
+    checkpoint_every: int = param(10, "Checkpoint every this many training iterations.", ge=0)
+    eval_every: int = param(10, "Evaluate on a small fixed path every this many iterations (0 = never).", ge=0)
+    eval_paths: int = param(256, "Economies of the fixed evaluation path.", ge=1)
+    eval_periods: int = param(1000, "Periods of the fixed evaluation path (beta^T is the truncation weight).", ge=10)
     n_economies: int = param(256, "Economies simulated in parallel (batch B).", ge=1)
     periods: int = param(400, "Periods simulated per economy.", ge=2)
     burn_in: int = param(100, "Periods dropped before computing ergodic moments.", ge=0)
@@ -63,7 +88,9 @@ def joint_shock_index(eco: Any, state: Any) -> torch.Tensor:
     return state.z_idx * n_agg + state.agg_idx.unsqueeze(-1)
 
 
-def simulate_policy(eco: Any, policy: Any, *, batch: int, periods: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def simulate_policy(
+    eco: Any, policy: Any, *, batch: int, periods: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Simulate ``batch`` economies for ``periods`` under ``policy(state) -> actions [B, H, J]``.
 
     Returns stacked series ``[T, B, ...]`` of capital, output, consumption, investment,
@@ -173,7 +200,9 @@ def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     disc_tail = cfg.beta**cfg.periods / (1 - cfg.beta)
 
     _plots(ctx, steps, policy_df, k_ss=float(ss.capital[0, 0]))
+    learned = _learn(cfg, econ, sol, ctx)
     return {
+        **learned,
         "steady_state": ss.to_json(),
         "steady_state_closed_form": ss_closed.to_json(),
         "steady_state_gap": float(abs(ss.capital[0, 0] - ss_closed.capital[0, 0]) / ss_closed.capital[0, 0]),
@@ -185,7 +214,8 @@ def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             "stochastic_steady_state_mean_capital": moments["capital_mean"],
         },
         "moments": moments,
-        "welfare_dp": float(welfare.mean()),
+        "welfare_dp": learned.get("welfare_dp", float(welfare.mean())),
+        "welfare_dp_simulated": float(welfare.mean()),
         "welfare_dp_truncation_weight": disc_tail,
         "engine_vs_dp_max_rel_gap": engine_vs_dp,
         "capital_mean": moments["capital_mean"],
@@ -194,6 +224,91 @@ def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         "n_economies": cfg.n_economies,
         "periods": cfg.periods,
     }
+
+
+def _learn(cfg: PlannerScenarioConfig, econ: InvestmentConfig, sol: Any, ctx: RunContext) -> dict[str, Any]:
+    """Train the learning planner (unless ``learner = dp``) and compare it with DP on a fixed evaluation path."""
+    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.learn.experiments import dp_comparison, dp_reference, train_planner
+    from abm_markets.learn.train import TrainConfig
+
+    eco = InvestmentEconomy(econ, device=ctx.device)
+    ref = dp_reference(eco, sol, ctx.generator(offset=2), eval_paths=cfg.eval_paths, eval_periods=cfg.eval_periods)
+    if cfg.learner == "dp":
+        out = dp_comparison(eco, ref.decide, ref)
+        out.update(learner="dp", train_env_steps=0, train_wall_s=0.0)
+        return out
+    tcfg = TrainConfig(
+        algorithm=cfg.learner,
+        groups=("planner",),
+        n_economies=cfg.train_economies,
+        iterations=cfg.train_iterations,
+        rollout_len=cfg.rollout_len,
+        lr=cfg.train_lr,
+        gamma=cfg.beta,
+        action_center=cfg.action_center,
+        max_wall_s=cfg.train_max_wall_s,
+        checkpoint_every=cfg.checkpoint_every,
+        **_ALGO_DEFAULTS.get(cfg.learner, {}),
+    )
+    trainer, out = train_planner(
+        eco, tcfg, ctx, seed=ctx.seed, ref=ref, eval_every=cfg.eval_every, desc=f"training {cfg.learner}"
+    )
+    _learning_plots(ctx, trainer, ref, sol)
+    out["learner"] = cfg.learner
+    out["train_config"] = tcfg.to_dict()
+    return out
+
+
+_ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    # off-policy learners: fewer economies per period (each period is a gradient step), smaller batches
+    "sac": {"minibatch": 256},
+    "dqn": {"minibatch": 256},
+}
+
+
+def _learning_plots(ctx: RunContext, trainer: Any, ref: Any, sol: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in ctx.metrics if "eval_ce_gap_pct" in r and r["eval_ce_gap_pct"] is not None]
+    if rows:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["env_steps"] for r in rows], [max(r["eval_ce_gap_pct"], 1e-4) for r in rows], marker="o")
+        ax.set_xlabel("environment steps (periods x economies)")
+        ax.set_ylabel("CE welfare gap to DP (%)")
+        ax.set_yscale("log")
+        ax.axhline(0.5, ls="--", color="grey", label="target 0.5%")
+        ax.legend(fontsize=8)
+        ctx.save_figure("learning_curve", fig)
+    # learned vs DP policy K'(K, z) on the DP grid range
+    eco = trainer.economy
+    k = torch.linspace(float(sol.grid[0]), float(sol.grid[-1]), 200, dtype=eco.dtype, device=eco.device)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for z in range(sol.n_states):
+        st = eco.initial_state(k.shape[0], torch.Generator(device=eco.device).manual_seed(0))
+        st = dataclasses.replace(
+            st,
+            capital=k.reshape(-1, 1, 1),
+            z_idx=torch.full_like(st.z_idx, z // eco.agg.n_states),
+            agg_idx=torch.full_like(st.agg_idx, z % eco.agg.n_states),
+        )
+        noise = torch.full(
+            (k.shape[0], 4), 0.5, dtype=eco.dtype, device=eco.device
+        )  # shape of draw_noise for H = J = 1
+        k_rl = eco.step(st, trainer.decide()(st), noise=noise)[0].capital[:, 0, 0]
+        k_dp = eco.step(st, ref.decide(st), noise=noise)[0].capital[:, 0, 0]
+        line = ax.plot(k.cpu(), (k_dp - k).cpu(), label=f"DP, Z = {float(sol.tfp[z]):.3g}")[0]
+        ax.plot(
+            k.cpu(), (k_rl - k).cpu(), ls="--", color=line.get_color(), label=f"learned, Z = {float(sol.tfp[z]):.3g}"
+        )
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("K")
+    ax.set_ylabel("K' - K")
+    ax.legend(fontsize=8)
+    ctx.save_figure("policy_learned_vs_dp", fig)
 
 
 def _tfp_index(tfp: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,424 @@
+"""Training loop: learning groups on the batched investment engine with Tianshou algorithms.
+
+One *iteration* collects ``rollout_len`` periods from ``n_economies`` economies stepped together (every agent
+of every economy acts each period), then updates each learning group's algorithm(s):
+
+* PPO (on-policy): one update per iteration on the whole rollout, ``epochs`` passes in minibatches of
+  ``minibatch`` samples.
+* SAC / DQN (off-policy): every period's transitions go to a replay buffer; ``updates_per_step`` gradient
+  steps per collected period on minibatches of ``minibatch``. DQN explores epsilon-greedily, epsilon decaying
+  linearly from ``eps_start`` to ``eps_end`` over the first ``eps_decay_frac`` of the iterations.
+
+Economies are reset after ``episode_len`` periods (a time limit, bootstrapped, not a terminal state) to a
+fresh initial state with capital drawn in ``k_ss * [1 - k_spread, 1 + k_spread]``, so the learner sees states
+off the ergodic set.
+
+Per iteration :meth:`Trainer.iteration` returns a metrics row: ``env_steps`` (periods x economies),
+``agent_steps`` (x slots), ``mean_discounted_utility_<group>`` (mean over the rollout's slots of
+``sum_t gamma^t r_t`` over the rollout, a running indicator), losses, entropy or epsilon. :func:`train` adds
+wall time, progress bar, checkpoints and resume.
+
+Determinism: with ``device = cpu`` a run is a function of its seed: network initialisation, collection and
+updates draw from generators derived from the seed (:func:`abm_markets.learn.glue.seeded`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from abm_markets.config import Config, param
+from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
+from abm_markets.errors import ConfigError
+from abm_markets.learn.glue import (
+    GroupLearner,
+    GroupSpec,
+    LearnerSettings,
+    firms_group,
+    households_group,
+    planner_group,
+)
+
+__all__ = ["TrainConfig", "Trainer", "train"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(Config):
+    """Settings of a training run (learning groups, algorithm, batch, schedule)."""
+
+    algorithm: str = param(
+        "ppo",
+        "Tianshou algorithm of the learning groups: ppo, sac (continuous) or dqn (discretised).",
+        choices=("ppo", "sac", "dqn"),
+    )
+    groups: tuple[str, ...] = param(
+        ("planner",), "Learning groups: planner, households, firms (firms need deciding firms)."
+    )
+    sharing: str = param(
+        "shared",
+        "shared: one policy per group (parameter sharing); per_agent: one policy per slot.",
+        choices=("shared", "per_agent"),
+    )
+    central_critic: bool = param(
+        False, "Critic sees the global state as well as the agent's own observation (actor: own only)."
+    )
+    action_center: str = param(
+        "steady_state",
+        "Action parametrisation centre: steady_state (u = 0 plays the steady-state share/quantity) or none.",
+        choices=("steady_state", "none"),
+    )
+    n_economies: int = param(512, "Economies B stepped in parallel.", ge=1)
+    rollout_len: int = param(64, "Periods collected per iteration.", ge=1)
+    episode_len: int = param(400, "Periods before an economy is reset (time limit, bootstrapped).", ge=1)
+    k_spread: float = param(0.3, "Reset capital drawn uniformly in k_ss * [1 - spread, 1 + spread].", ge=0.0, lt=1.0)
+    iterations: int = param(60, "Training iterations.", ge=0)
+    hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of actor and critic.", ge=1)
+    lr: float = param(3e-3, "Adam learning rate.", gt=0.0)
+    gamma: float = param(0.98, "Discount factor of the learners (= beta by default).", gt=0.0, le=1.0)
+    gae_lambda: float = param(0.95, "GAE lambda (PPO).", ge=0.0, le=1.0)
+    epochs: int = param(4, "PPO passes over each rollout.", ge=1)
+    minibatch: int = param(4096, "Minibatch size (PPO) or sampled batch size (SAC/DQN).", ge=1)
+    ent_coef: float = param(0.0, "PPO entropy bonus.", ge=0.0)
+    eps_clip: float = param(0.2, "PPO clip range.", gt=0.0)
+    init_log_std: float = param(-1.0, "Initial log standard deviation of Gaussian policies (raw action units).")
+    updates_per_step: int = param(1, "SAC/DQN gradient steps per collected period.", ge=1)
+    sac_alpha: float = param(0.005, "SAC entropy coefficient.", ge=0.0)
+    action_width: float = param(
+        2.0, "SAC: raw action = width * tanh-squashed action; DQN: grid on [-width, width].", gt=0.0
+    )
+    n_actions: int = param(41, "DQN: number of discrete actions.", ge=2)
+    eps_start: float = param(0.5, "DQN: initial exploration rate.", ge=0.0, le=1.0)
+    eps_end: float = param(0.02, "DQN: final exploration rate.", ge=0.0, le=1.0)
+    eps_decay_frac: float = param(0.5, "DQN: fraction of iterations over which epsilon decays.", gt=0.0, le=1.0)
+    buffer_size: int = param(200_000, "SAC/DQN replay buffer size (transitions per algorithm).", ge=1)
+    checkpoint_every: int = param(10, "Save a checkpoint every this many iterations (0 = only at the end).", ge=0)
+    max_wall_s: float | None = param(None, "Stop training after this many seconds of wall time.", gt=0.0)
+
+    def validate(self) -> None:
+        for g in self.groups:
+            if g not in ("planner", "households", "firms"):
+                raise ConfigError(f"TrainConfig.groups contains {g!r}; expected planner, households or firms")
+        if not self.groups:
+            raise ConfigError("TrainConfig.groups = () is invalid; expected at least one group")
+        if "planner" in self.groups and "households" in self.groups:
+            raise ConfigError(
+                "TrainConfig.groups cannot contain both planner and households (both decide the households' actions)"
+            )
+
+    def settings(self) -> LearnerSettings:
+        return LearnerSettings(
+            algorithm=self.algorithm,
+            hidden=self.hidden,
+            lr=self.lr,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            ent_coef=self.ent_coef,
+            eps_clip=self.eps_clip,
+            init_log_std=self.init_log_std,
+            central_critic=self.central_critic,
+            sharing=self.sharing,
+            sac_alpha=self.sac_alpha,
+            action_width=self.action_width,
+            n_actions=self.n_actions,
+            buffer_size=self.buffer_size,
+        )
+
+
+def _make_group(name: str, economy: InvestmentEconomy, center: str) -> GroupSpec:
+    if name == "planner":
+        return planner_group(economy, center)
+    if name == "households":
+        return households_group(economy, center)
+    return firms_group(economy)
+
+
+class Trainer:
+    """Trains the configured groups on ``n_economies`` copies of ``economy``.
+
+    Agents not in a learning group follow ``fixed`` sources (e.g. competitive firms are part of the engine;
+    households not learned follow a rule passed as ``fixed={"households": source}``).
+
+    Args:
+        economy: The economy.
+        cfg: Training settings.
+        seed: Seed of every random draw of the run.
+        fixed: Engine actions for non-learning roles: ``{engine_key: state -> tensor}``.
+    """
+
+    def __init__(
+        self,
+        economy: InvestmentEconomy,
+        cfg: TrainConfig,
+        *,
+        seed: int = 0,
+        fixed: dict[str, Callable[[InvestmentState], Tensor]] | None = None,
+    ):
+        self.economy, self.cfg, self.seed = economy, cfg, seed
+        self.device = economy.device
+        self.groups = [_make_group(g, economy, cfg.action_center) for g in cfg.groups]
+        self.fixed = dict(fixed or {})
+        keys = {g.engine_key for g in self.groups} | set(self.fixed)
+        if "households" not in keys:
+            raise ValueError("households' actions come from no group and no fixed source")
+        if economy.deciding_firms and "firms" not in keys:
+            raise ValueError("deciding firms need the firms group or a fixed firms source")
+        # generators: one for the engine (shocks, resets), one for the agents (sampling, Tianshou updates)
+        self.env_gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.agent_gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 104729)
+            self.learners = {g.name: GroupLearner(g, cfg.settings(), self.device) for g in self.groups}
+        self.state = self._reset_state(cfg.n_economies)
+        self.episode_t = torch.zeros(cfg.n_economies, dtype=torch.long, device=self.device)
+        self.iteration_done = 0
+        self.env_steps = 0
+        self.train_wall_s = 0.0
+        self.buffers: dict[str, list[Any]] | None = None
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _reset_state(self, n: int) -> InvestmentState:
+        s = self.economy.initial_state(n, self.env_gen)
+        u = torch.rand(s.capital.shape, generator=self.env_gen, device=self.device, dtype=s.capital.dtype)
+        k = self.economy.k_ss * (1.0 + self.cfg.k_spread * (2.0 * u - 1.0))
+        return dataclasses.replace(s, capital=k)
+
+    def _epsilon(self) -> float:
+        c = self.cfg
+        frac = min(1.0, self.iteration_done / max(1.0, c.eps_decay_frac * c.iterations))
+        return c.eps_start + (c.eps_end - c.eps_start) * frac
+
+    def actions(self, state: InvestmentState, raws: dict[str, Tensor]) -> dict[str, Tensor]:
+        acts = {g.engine_key: g.to_engine(raws[g.name], state) for g in self.groups}
+        for key, src in self.fixed.items():
+            acts.setdefault(key, src(state))
+        return acts
+
+    # ------------------------------------------------------------------------------------------ iteration
+    def iteration(self) -> dict[str, float]:
+        """Collect one rollout and update every learning group; returns the metrics row."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        off_policy = cfg.algorithm in ("sac", "dqn")
+        eps = self._epsilon() if cfg.algorithm == "dqn" else 0.0
+        if off_policy and self.buffers is None:
+            self.buffers = {
+                name: lrn.make_buffers(
+                    cfg.n_economies * (lrn.group.n_slots if cfg.sharing == "shared" else 1), self.agent_gen
+                )
+                for name, lrn in self.learners.items()
+            }
+        rec: dict[str, dict[str, list[Tensor]]] = {
+            n: {"obs": [], "act": [], "rew": [], "obs_next": []} for n in self.learners
+        }
+        dones: list[Tensor] = []
+        stats: dict[str, dict[str, list[float]]] = {n: {} for n in self.learners}
+        state = self.state
+        for _ in range(cfg.rollout_len):
+            obs, acts, raws = {}, {}, {}
+            for name, lrn in self.learners.items():
+                obs[name] = lrn.stored_obs(state)
+                acts[name], raws[name] = lrn.act_stored(obs[name], explore=True, generator=self.agent_gen, epsilon=eps)
+            nxt, out = self.economy.step(state, self.actions(state, raws), self.env_gen)
+            self.episode_t += 1
+            done = self.episode_t >= cfg.episode_len
+            for name, lrn in self.learners.items():
+                r = lrn.group.reward(out).float()
+                o_next = lrn.stored_obs(nxt)
+                rec[name]["obs"].append(obs[name])
+                rec[name]["act"].append(acts[name])
+                rec[name]["rew"].append(r)
+                rec[name]["obs_next"].append(o_next)
+            dones.append(done)
+            if bool(done.any()):
+                fresh = self._reset_state(cfg.n_economies)
+                nxt = InvestmentState(
+                    *(
+                        torch.where(
+                            done.reshape(-1, *([1] * (getattr(nxt, f).dim() - 1))), getattr(fresh, f), getattr(nxt, f)
+                        )
+                        for f in InvestmentState.__dataclass_fields__
+                    )
+                )
+                self.episode_t = torch.where(done, 0, self.episode_t)
+            state = nxt
+            if off_policy:
+                assert self.buffers is not None
+                for name, lrn in self.learners.items():
+                    if not lrn.fitted:
+                        continue
+                    lrn.store_off_policy(
+                        self.buffers[name],
+                        rec[name]["obs"][-1],
+                        rec[name]["act"][-1],
+                        lrn.scale_reward(rec[name]["rew"][-1]),
+                        rec[name]["obs_next"][-1],
+                        dones[-1],
+                    )
+                    if len(self.buffers[name][0]) >= cfg.minibatch:
+                        st = lrn.update_off_policy(
+                            self.buffers[name],
+                            batch_size=cfg.minibatch,
+                            n_updates=cfg.updates_per_step,
+                            generator=self.agent_gen,
+                        )
+                        for k, v in st.items():
+                            stats[name].setdefault(k, []).append(v)
+        self.state = state
+        done_t = torch.stack(dones)
+        row: dict[str, float] = {}
+        for name, lrn in self.learners.items():
+            obs_t = torch.stack(rec[name]["obs"])
+            rew_t = torch.stack(rec[name]["rew"])
+            if not lrn.fitted:
+                lrn.fit_normalisers(obs_t, rew_t)
+            disc = cfg.gamma ** torch.arange(cfg.rollout_len, dtype=rew_t.dtype, device=rew_t.device)
+            row[f"mean_discounted_utility_{name}"] = float((rew_t * disc.reshape(-1, 1, 1)).sum(0).mean())
+            row[f"mean_reward_{name}"] = float(rew_t.mean())
+            if not off_policy:
+                st = lrn.update_on_policy(
+                    obs_t,
+                    torch.stack(rec[name]["act"]),
+                    lrn.scale_reward(rew_t),
+                    torch.stack(rec[name]["obs_next"]),
+                    done_t,
+                    batch_size=cfg.minibatch,
+                    epochs=cfg.epochs,
+                    generator=self.agent_gen,
+                )
+                for k, v in st.items():
+                    row[f"{k}_{name}"] = v
+            else:
+                for k, v in stats[name].items():
+                    row[f"{k}_{name}"] = float(sum(v) / len(v))
+        if cfg.algorithm == "dqn":
+            row["epsilon"] = eps
+        self.iteration_done += 1
+        self.env_steps += cfg.rollout_len * cfg.n_economies
+        self.train_wall_s += time.perf_counter() - t0
+        row["iteration"] = self.iteration_done
+        row["env_steps"] = self.env_steps
+        row["agent_steps"] = self.env_steps * sum(g.n_slots for g in self.groups)
+        row["train_wall_s"] = self.train_wall_s
+        return row
+
+    # ----------------------------------------------------------------------------------------- policies
+    def decide(self) -> Callable[[InvestmentState], dict[str, Tensor]]:
+        """Deterministic decision function of the trained groups (plus fixed sources) for evaluation."""
+
+        @torch.no_grad()
+        def decide(state: InvestmentState) -> dict[str, Tensor]:
+            raws = {name: lrn.act(state) for name, lrn in self.learners.items()}
+            return self.actions(state, raws)
+
+        return decide
+
+    # -------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit (PPO): networks, optimisers, normalisers, engine state,
+        generator states, counters. Only tensors and plain values (loads with ``weights_only=True``).
+
+        Replay buffers (SAC/DQN) are not saved; a resumed off-policy run refills its buffer.
+        """
+        return {
+            "train_config": self.cfg.to_dict(),
+            "learners": {n: lrn.state_dict() for n, lrn in self.learners.items()},
+            "engine_state": {f: getattr(self.state, f) for f in InvestmentState.__dataclass_fields__},
+            "episode_t": self.episode_t,
+            "env_gen": self.env_gen.get_state(),
+            "agent_gen": self.agent_gen.get_state(),
+            "iteration": self.iteration_done,
+            "env_steps": self.env_steps,
+            "train_wall_s": self.train_wall_s,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for n, lrn in self.learners.items():
+            lrn.load_state_dict(state["learners"][n])
+        if "engine_state" in state:
+            es = state["engine_state"]
+            if es["capital"].shape[0] == self.cfg.n_economies:
+                self.state = InvestmentState(*(es[f].to(self.device) for f in InvestmentState.__dataclass_fields__))
+                self.episode_t = state["episode_t"].to(self.device)
+                self.env_gen.set_state(state["env_gen"].cpu())
+                self.agent_gen.set_state(state["agent_gen"].cpu())
+        self.iteration_done = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.train_wall_s = float(state["train_wall_s"])
+
+
+def train(
+    trainer: Trainer,
+    ctx: Any | None = None,
+    *,
+    evaluate: Callable[[Trainer], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    desc: str = "training",
+) -> list[dict[str, float]]:
+    """Run ``trainer`` for its configured iterations with logging, checkpoints and resume.
+
+    Args:
+        trainer: A fresh trainer.
+        ctx: A :class:`~abm_markets.runs.RunContext` (metrics rows, checkpoints, progress) or None.
+        evaluate: Optional ``trainer -> {metric: value}`` added to the row every ``eval_every`` iterations.
+        eval_every: Evaluation period in iterations (0 = never).
+        desc: Progress bar label.
+
+    Returns:
+        The metrics rows of this call (also logged to ``ctx``).
+    """
+    cfg = trainer.cfg
+    rows: list[dict[str, float]] = []
+    if ctx is not None and ctx.resume:
+        ckpt = ctx.latest_checkpoint()
+        if ckpt is not None:
+            trainer.load_state_dict(ckpt)
+            ctx.set_metrics(list(ckpt.get("metrics", [])))
+    start = trainer.iteration_done
+    t_start = time.perf_counter()
+    wall0 = trainer.train_wall_s
+    progress = ctx.progress(cfg.iterations, desc) if ctx is not None else _NullBar()
+    with progress as bar:
+        bar.update(start)
+        for it in range(start, cfg.iterations):
+            row = trainer.iteration()
+            if evaluate is not None and eval_every and (it + 1) % eval_every == 0:
+                row.update(evaluate(trainer))
+            row["wall_s"] = wall0 + time.perf_counter() - t_start
+            rows.append(row)
+            if ctx is not None:
+                ctx.log_metrics(**row)
+                last = it + 1 == cfg.iterations
+                if (cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0) or last:
+                    ctx.save_checkpoint(
+                        f"iter{it + 1:06d}", {**trainer.state_dict(), "metrics": [_plain(r) for r in ctx.metrics]}
+                    )
+                    ctx.flush_metrics()
+            bar.update(1)
+            if cfg.max_wall_s is not None and trainer.train_wall_s >= cfg.max_wall_s:
+                if ctx is not None:
+                    ctx.save_checkpoint(
+                        f"iter{it + 1:06d}", {**trainer.state_dict(), "metrics": [_plain(r) for r in ctx.metrics]}
+                    )
+                break
+    return rows
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, float) and not math.isnan(v) else v) for k, v in row.items()}
+
+
+class _NullBar:
+    def __enter__(self) -> _NullBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
