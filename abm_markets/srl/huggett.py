@@ -239,18 +239,14 @@ class HuggettModel:
         return {"price_lags": torch.full((n, self.cfg.n_lags), mid, device=device, dtype=dtype)}
 
     def prepare(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Once per rollout: saving shares ``s = sigmoid(theta)`` (with gradient) and, detached, the
-        savings at every grid price, ``(rows, nP, nb * ny)`` with ``rows = nz * nP^L``, for clearing."""
-        share = torch.sigmoid(params["savings_logit"])
-        nb, ny = self.b.shape[0], self.y.shape[0]
-        out = {"share": share.reshape(-1, nb, ny)}
-        if not self.partial:
-            with torch.no_grad():
-                nP = self.price_grid.shape[0]
-                x = self._grid_prices() * self.b[:, None] + self._grid_income()
-                b_grid = torch.clamp(self.b_lim + share.detach() * (x - self.b_lim), max=self.b_max)
-                out["b_grid"] = b_grid.reshape(-1, nP, nb * ny)
-        return out
+        """Once per rollout (general equilibrium): the detached savings at every grid price, ``(rows, nP, nb * ny)``
+        with ``rows = nz * nP^L``, for clearing."""
+        if self.partial:
+            return {}
+        nb, ny, nP = self.b.shape[0], self.y.shape[0], self.price_grid.shape[0]
+        with torch.no_grad():
+            b_grid = self.policy_values(params)
+        return {"b_grid": b_grid.reshape(-1, nP, nb * ny)}
 
     def _corners(self, z: Tensor, lags: Tensor | None) -> list[tuple[Tensor, Tensor]]:
         """Rows of the (z, lag...) table and their multilinear weights for each path: ``[(row (N,), weight (N,))]``."""
@@ -263,31 +259,33 @@ class HuggettModel:
 
     def period(self, inp: PeriodInput) -> PeriodOutput:
         """Clear the bond market (general) or read r (partial), consume, save, push the distribution forward."""
-        share_tab = inp.prepared["share"]
         income = (self.Z.index_select(0, inp.z)[:, None] * self.y[None, :])[:, None, :]  # (N, 1, ny)
         g = inp.given_dist
+        N = g.shape[0]
         log: dict[str, Tensor] = {}
         carry: dict[str, Tensor] = {}
         if self.partial:
             R = self.R_agg.index_select(0, inp.z)
-            share = share_tab.index_select(0, inp.z)
+            share = torch.sigmoid(inp.gather("savings_logit", inp.z, 2))
         else:
             nP = self.price_grid.shape[0]
             lags = inp.carry.get("price_lags")
             corners = self._corners(inp.z, lags)
             with torch.no_grad():  # price taking: supply curve from the given distribution and policy
-                gv = g.reshape(g.shape[0], 1, -1)
+                gv = g.reshape(N, 1, -1)
                 supply = sum(
                     cw[:, None] * (inp.prepared["b_grid"].index_select(0, row) * gv).sum(dim=2) for row, cw in corners
                 )
                 clr = grids.clear_on_grid(supply - self.cfg.bond_supply, self.price_grid)
             R = clr.price
-            share = 0.0
-            for row, cw in corners:
-                base = row * nP + clr.j
-                s0, s1 = share_tab.index_select(0, base), share_tab.index_select(0, base + 1)
-                wv = clr.w.view(-1, 1, 1)
-                share = share + cw.view(-1, 1, 1) * (s0 + wv * (s1 - s0))
+            # one gather for all corners and both price brackets: rows (C, 2, N)
+            base = torch.stack([row * nP + clr.j for row, _ in corners])
+            rows = torch.stack([base, base + 1], dim=1)
+            cw = torch.stack([w for _, w in corners])  # (C, N)
+            pw = torch.stack([1 - clr.w, clr.w])  # (2, N)
+            weight = (cw[:, None, :] * pw[None, :, :]).reshape(-1, N, 1, 1)
+            s_rows = torch.sigmoid(inp.gather("savings_logit", rows.reshape(-1), 2)).reshape(-1, N, *g.shape[1:])
+            share = (weight * s_rows).sum(dim=0)
             log["bracketed"] = clr.bracketed.to(R.dtype)
             if self.cfg.n_lags:
                 carry["price_lags"] = torch.cat([R[:, None], lags[:, :-1]], dim=1)
@@ -337,3 +335,75 @@ def egm_policy(model: HuggettModel) -> Tensor:
     sol = egm(model.b64, income, R, P, beta=model.cfg.beta, sigma=model.cfg.sigma, b_lim=model.b_lim)
     b_next = torch.clamp(sol.b_next, max=model.b_max)
     return b_next.reshape(nz, ny, -1).transpose(1, 2).contiguous()
+
+
+def compare_with_egm(
+    model: HuggettModel,
+    params: Mapping[str, Tensor],
+    *,
+    n_paths: int,
+    periods: int,
+    burn_in: int,
+    generator: torch.Generator,
+) -> dict:
+    """Accuracy of an SRL policy of the partial-equilibrium model against EGM on the same grids.
+
+    Both policies are simulated from the same initial distribution on the same
+    aggregate shock paths (lottery dynamics, ``burn_in`` periods discarded).
+
+    Returns:
+        A dict with ``welfare_srl``, ``welfare_egm`` (discounted utility over
+        ``periods``, mean over paths), ``welfare_diff`` (SRL - EGM),
+        ``welfare_ce_pct`` (permanent consumption change making EGM's value equal
+        SRL's, percent), ``policy_diff_mean`` (mean ``|b'_SRL - b'_EGM|`` under
+        the ergodic distribution), ``policy_diff_q99`` and ``policy_diff_max``
+        (over cells with ergodic mass > 1e-5), ``consumption_rel_diff_mean``,
+        ``egm_s``; plus tensors ``b_next_srl``, ``b_next_egm``, ``mass``
+        ``(nz, nb, ny)`` and the two evaluation rollouts.
+    """
+    import time
+
+    from abm_markets.srl.solver import simulate, simulate_markov
+
+    t0 = time.perf_counter()
+    ref = egm_policy(model)
+    egm_s = time.perf_counter() - t0
+    with torch.no_grad():
+        srl_b = model.policy_values(params).double().cpu()
+    egm_params = model.params_from_savings(ref.to(model.device))
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    z0 = torch.zeros(n_paths, dtype=torch.long, device=model.device) + model.agg_transition.shape[0] // 2
+    rolls = []
+    for p in (params, egm_params):
+        g = torch.Generator(device=generator.device).manual_seed(seed)
+        z_path = simulate_markov(model.agg_transition, z0, periods, g)
+        rolls.append(simulate(model, p, n_paths=n_paths, periods=periods, generator=g, burn_in=burn_in, z_path=z_path))
+    r_srl, r_egm = rolls
+    mass = torch.zeros_like(ref)
+    mass.index_add_(0, r_egm.z[:, -1].cpu(), r_egm.dist.double().cpu())
+    mass = mass / mass.sum()
+    diff = (srl_b - ref).abs()
+    support = mass > 1e-5
+    x = (model._grid_prices() * model.b[:, None] + model._grid_income()).double().cpu()
+    c_ref, c_srl = x - ref, x - srl_b
+    v_s, v_e = float(r_srl.objective["household"].mean()), float(r_egm.objective["household"].mean())
+    s = model.cfg.sigma
+    # permanent consumption scaling: v((1 + l) c) = (1 + l)^(1 - sigma) v(c); log: v + log(1 + l) / (1 - beta)
+    ce = math.exp((v_s - v_e) * (1 - model.beta)) - 1.0 if s == 1.0 else (v_s / v_e) ** (1.0 / (1.0 - s)) - 1.0
+    return {
+        "welfare_srl": v_s,
+        "welfare_egm": v_e,
+        "welfare_diff": v_s - v_e,
+        "welfare_ce_pct": 100.0 * ce,
+        "policy_diff_mean": float((diff * mass).sum()),
+        "policy_diff_q99": float(diff[support].quantile(0.99)),
+        "policy_diff_max": float(diff[support].max()),
+        "consumption_rel_diff_mean": float(((c_srl - c_ref).abs() / c_ref * mass).sum()),
+        "ergodic_mean_assets": float((mass * model.b64[:, None]).sum()),
+        "egm_s": egm_s,
+        "b_next_srl": srl_b,
+        "b_next_egm": ref,
+        "mass": mass,
+        "rollout_srl": r_srl,
+        "rollout_egm": r_egm,
+    }

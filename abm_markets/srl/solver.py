@@ -108,6 +108,7 @@ __all__ = [
     "SRLModel",
     "SRLResult",
     "interp_axis1",
+    "policy_gradient",
     "rollout",
     "simulate",
     "simulate_markov",
@@ -183,11 +184,29 @@ class PeriodInput:
     carry: Mapping[str, Tensor]
     params: Mapping[str, Tensor]
     prepared: Mapping[str, Tensor]
+    tape: list[tuple[str, Tensor, Tensor]] | None = None
 
     @property
     def given_dist(self) -> Tensor:
         """The aggregate distribution as households take it: ``dist`` with the gradient stopped."""
         return self.dist.detach()
+
+    def gather(self, name: str, index: Tensor, keep_dims: int) -> Tensor:
+        """Rows of table ``name`` with its leading axes flattened: ``table.reshape(-1, *last keep_dims axes)[index]``.
+
+        Prefer this to indexing ``params`` directly: when gradients are on, the
+        rows are returned as fresh leaves and recorded on a tape, and the solver
+        scatters their gradients into the table once per epoch. Indexing the
+        table itself makes autograd add a table-sized gradient for every
+        period, which dominates the cost for large (lagged-price) tables.
+        """
+        table = self.params[name]
+        flat = table.reshape(-1, *table.shape[table.dim() - keep_dims :])
+        if self.tape is None or not table.requires_grad:
+            return flat.index_select(0, index)
+        leaf = flat.detach().index_select(0, index).requires_grad_(True)
+        self.tape.append((name, index, leaf))
+        return leaf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +314,7 @@ class Rollout(NamedTuple):
         dist: ``(N, nb, ny)`` distribution after the last period (detached).
         carry: Aggregate carry after the last period (detached).
         z: ``(N, T + 1)`` the aggregate state path used.
+        tape: ``(table name, row index, leaf)`` of every :meth:`PeriodInput.gather` with gradient.
     """
 
     objective: dict[str, Tensor]
@@ -302,6 +322,7 @@ class Rollout(NamedTuple):
     dist: Tensor
     carry: dict[str, Tensor]
     z: Tensor
+    tape: list[tuple[str, Tensor, Tensor]]
 
 
 def rollout(
@@ -325,6 +346,8 @@ def rollout(
     prepared = prepare(params) if prepare is not None else params
     frozen_params = {k: v.detach() for k, v in params.items()}
     frozen = {k: v.detach() for k, v in prepared.items()}
+    tape: list[tuple[str, Tensor, Tensor]] = []
+    use_tape = torch.is_grad_enabled()
     dist = dist0
     carry = dict(carry0)
     totals: dict[str, Tensor] = {}
@@ -341,6 +364,7 @@ def rollout(
                 carry,
                 params if live else frozen_params,
                 prepared if live else frozen,
+                tape if (live and use_tape) else None,
             )
         )
         for name, r in out.reward.items():
@@ -356,6 +380,7 @@ def rollout(
         dist=dist.detach(),
         carry=carry,
         z=z_path,
+        tape=tape,
     )
 
 
@@ -397,6 +422,38 @@ def simulate(
         if z_path is None:
             z_path = simulate_markov(P, z0, periods, generator)
         return rollout(model, params, z_path, dist, carry)
+
+
+def policy_gradient(
+    roll: Rollout, tables: Mapping[str, Tensor], groups: Mapping[str, tuple[str, ...]]
+) -> dict[str, Tensor]:
+    """Gradient of each group's mean objective w.r.t. its own tables (ascent direction negated: for minimisers).
+
+    Returns ``d(-mean objective_g) / d table`` for every table of every group
+    ``g``: autograd through the rollout, plus the rows recorded on the
+    rollout's gather tape scattered back into their tables (one ``index_add``
+    per table and epoch).
+    """
+    out: dict[str, Tensor] = {}
+    items = list(groups.items())
+    for i, (gname, pnames) in enumerate(items):
+        obj = roll.objective[gname].mean()
+        plist = [tables[n] for n in pnames]
+        taped = [(n, idx, leaf) for n, idx, leaf in roll.tape if n in pnames]
+        grads = torch.autograd.grad(
+            -obj, plist + [leaf for _, _, leaf in taped], retain_graph=i < len(items) - 1, allow_unused=True
+        )
+        for n, p, gr in zip(pnames, plist, grads[: len(plist)], strict=True):
+            out[n] = torch.zeros_like(p) if gr is None else gr.contiguous()
+        by_name: dict[str, tuple[list[Tensor], list[Tensor]]] = {}
+        for (n, idx, _leaf), gr in zip(taped, grads[len(plist) :], strict=True):
+            if gr is not None:
+                by_name.setdefault(n, ([], []))[0].append(idx)
+                by_name[n][1].append(gr)
+        for n, (idxs, grs) in by_name.items():
+            rows = torch.cat(grs)
+            out[n].view(-1, *rows.shape[1:]).index_add_(0, torch.cat(idxs), rows)
+    return out
 
 
 # ---------------------------------------------------------------------- training
@@ -475,6 +532,9 @@ def solve(
     """
     device = torch.device(device)
     dtype = cfg.torch_dtype
+    model_dtype = getattr(model, "dtype", dtype)
+    if model_dtype != dtype:
+        raise ConfigError(f"SRLConfig.dtype = {cfg.dtype!r} is invalid; the model was built with {model_dtype}")
     init = params if params is not None else model.init_params(device, dtype)
     tables = {k: v.detach().to(device=device, dtype=dtype).clone().requires_grad_(True) for k, v in init.items()}
     groups = model.param_groups()
@@ -512,29 +572,23 @@ def solve(
             g["lr"] = lr
         z_path = simulate_markov(P, z, T, generator)
         roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail)
-        opt.zero_grad(set_to_none=True)
         row: dict[str, float] = {"epoch": float(epoch), "lr": lr, "warmup": float(warm)}
-        names_in_groups = list(groups.items())
-        for i, (gname, pnames) in enumerate(names_in_groups):
-            obj = roll.objective[gname].mean()
+        grads = policy_gradient(roll, tables, groups)
+        for gname, pnames in groups.items():
             plist = [tables[n] for n in pnames]
-            grads = torch.autograd.grad(-obj, plist, retain_graph=i < len(names_in_groups) - 1, allow_unused=True)
-            for p, gr in zip(plist, grads, strict=True):
-                p.grad = torch.zeros_like(p) if gr is None else gr
+            for n in pnames:
+                tables[n].grad = grads[n]
             gnorm = torch.sqrt(sum((p.grad**2).sum() for p in plist))
             if cfg.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(plist, cfg.clip_norm)
-            row[f"objective_{gname}"] = float(obj.detach())
+            row[f"objective_{gname}"] = float(roll.objective[gname].mean().detach())
             row[f"grad_norm_{gname}"] = float(gnorm)
         opt.step()
         with torch.no_grad():
             new_values = model.policy_values(tables)
             diff = (new_values - values).abs().flatten()
-            update = (
-                float(torch.quantile(diff.double(), cfg.tol_quantile))
-                if diff.numel() < 16_000_000
-                else float(diff.max())
-            )
+            k = max(1, min(diff.numel(), math.ceil(cfg.tol_quantile * diff.numel())))
+            update = float(torch.kthvalue(diff, k).values)
             values = new_values
         dist, z, carry = roll.dist, roll.z[:, -1], roll.carry
         row["update"] = update
