@@ -253,6 +253,75 @@ def test_agents_mode_with_rules_and_random_order_matches_engine():
     assert other.households[0].consumption != pytest.approx(paths["engine"][0][0], rel=1e-12)
 
 
+def test_agents_mode_matches_engine_on_random_configurations():
+    """Random economies (sizes, formulation, market, actions, budget rule, CRRA, shocks, firms)."""
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        form = str(rng.choice(["planner", "market"]))
+        kw = {
+            "n_households": int(rng.integers(1, 5)),
+            "n_capital_goods": int(rng.integers(1, 4)),
+            "formulation": form,
+            "action": str(rng.choice(["shares", "quantities"])),
+            "budget": str(rng.choice(["scale", "penalty"])),
+            "crra": float(rng.choice([1.0, 2.0, 0.5])),
+            "k_init_spread": 0.5,
+            "tfp_values": (0.8, 1.0, 1.2),
+            "tfp_persistence": 0.7,
+            "agg_tfp_values": (0.9, 1.1),
+            "agg_tfp_persistence": 0.8,
+            "delta": float(rng.uniform(0.02, 0.3)),
+            "phi": float(rng.uniform(0.2, 2.0)),
+        }
+        if form == "market":
+            kw["market"] = str(rng.choice(["walrasian", "posted"]))
+            kw["firms"] = str(rng.choice(["competitive", "decision"]))
+            kw["firms_per_good"] = int(rng.integers(1, 4))
+        cfg = InvestmentConfig(**kw)
+        h, j = cfg.shape
+        high = (1.0 if cfg.action == "shares" else 3.0) * 1.5 / j  # shares may sum above 1: scaled onto the simplex
+        acts = rng.uniform(0.0, high, (20, h, j))
+        rules = {"firms": PostedMarkup(cfg, float(rng.uniform(0.0, 0.5)))} if cfg.firms == "decision" else None
+        paths = {}
+        for mode in ("engine", "agents"):
+            model = InvestmentModel(cfg, seed=trial, mode=mode, rules=rules)
+            rows = []
+            for a in acts:
+                model.step({"households": a})
+                fs = [f for row in model.firms for f in row]
+                rows.append(
+                    [k for hh in model.households for k in hh.capital]
+                    + [hh.reward for hh in model.households]
+                    + [hh.consumption for hh in model.households]
+                    + model.last_price
+                    + [f.profit for f in fs]
+                    + [f.last_demand for f in fs]
+                )
+            paths[mode] = np.asarray(rows)
+        np.testing.assert_allclose(paths["agents"], paths["engine"], rtol=1e-10, atol=1e-10, err_msg=str(kw))
+
+
+def test_activation_order_is_the_posted_price_arrival_order():
+    """One seller with capacity for 1.5 orders: the household Mesa activates first is served in full,
+    the second gets the rest, the others nothing."""
+    cfg = InvestmentConfig(n_households=4, formulation="market", market="posted", firms="decision", tfp_values=(1.0,))
+    model = InvestmentModel(cfg, seed=7)
+    share, price = 0.1, 1.0
+    orders = set()
+    for _ in range(6):
+        y = model.k_ss**cfg.alpha if model.period == 0 else max(h.output for h in model.households)
+        cap = 1.5 * share * y / price
+        model.step({"households": np.full((4, 1), share), "firms": np.array([[[price, cap]]])})
+        order = [h.index for h in model.arrivals]
+        orders.add(tuple(order))
+        hs = [model.households[i] for i in order]
+        got = [h.total_investment for h in hs]
+        assert got[0] == pytest.approx(share * hs[0].output / price, rel=1e-12)
+        assert sum(got) == pytest.approx(min(cap, share * sum(h.output for h in hs) / price), rel=1e-12)
+        assert got[-1] == 0.0
+    assert len(orders) > 1  # the activation order is redrawn every period
+
+
 def test_agents_mode_rejects_bilateral():
     with pytest.raises(ConfigError, match="bilateral"):
         InvestmentModel(InvestmentConfig(formulation="market", market="bilateral"), mode="agents")
