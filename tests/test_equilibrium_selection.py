@@ -99,3 +99,15 @@ def test_bad_config_is_rejected() -> None:
         EquilibriumSelectionConfig(kinds=("sarsa-lambda",))
     with pytest.raises(ConfigError, match="e_low"):
         EquilibriumSelectionConfig(e_low=0.9, e_high=0.1)
+
+
+def test_regret_is_zero_exactly_at_equilibria(tmp_path: Path) -> None:
+    out = run_scenario(
+        "equilibrium-selection",
+        overrides={"betas": "0.01", "sessions_per_cell": "1", "kinds": "fictitious-play", "conv_window": "3000"},
+        out=tmp_path / "run", progress=False,
+    )  # fmt: skip
+    tab = pl.read_parquet(out / "basins.parquet")
+    regret = tab["regret_1"] + tab["regret_2"]
+    assert (regret.filter(tab["exact_nash"]) < 1e-12).all()
+    assert (regret.filter(~tab["exact_nash"]) > 0).all()

@@ -141,6 +141,9 @@ def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
             "effort_2": grid[acts[:, 1]],
             "selected": label(final),
             "exact_nash": [(int(a), int(b)) in grid_ne_set for a, b in acts],
+            # gain from the best unilateral deviation at the learned profile (0 at an equilibrium)
+            "regret_1": payoff.max(axis=0)[acts[:, 1]] - payoff[acts[:, 0], acts[:, 1]],
+            "regret_2": payoff.max(axis=0)[acts[:, 0]] - payoff[acts[:, 1], acts[:, 0]],
             "predicted": label(predicted),
             "converged": res["converged"],
             "periods": res["periods"],
@@ -165,6 +168,7 @@ def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
             "share_mid": float((d["selected"] == "mid").mean()),
             "share_high": float((d["selected"] == "high").mean()),
             "exact_nash_share": float(d["exact_nash"].mean()),
+            "regret_mean": float(((d["regret_1"] + d["regret_2"]) / 2).mean()),
             "br_prediction_defined_share": float((d["predicted"] != "none").mean()),
             "agrees_with_br_prediction": _agreement(d),
             "converged_share": float(d["converged"].mean()),
