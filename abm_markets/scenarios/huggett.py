@@ -152,8 +152,8 @@ def run_pe(cfg: HuggettPEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     fig, ax = plt.subplots(1, len(z_show), figsize=(13, 3.4), sharey=True)
     for a, k in zip(ax, z_show, strict=True):
         for iy in range(ny):
-            a.plot(b[:top], (ref_b[k, :top, iy] - b[:top]).numpy(), "k-", lw=0.8, label="EGM" if iy == 0 else None)
-            a.plot(b[:top], (srl_b[k, :top, iy] - b[:top]).numpy(), "--", lw=1.2, label=f"SRL y{iy}")
+            a.plot(b[:top], ref_b[k, :top, iy].numpy() - b[:top], "k-", lw=0.8, label="EGM" if iy == 0 else None)
+            a.plot(b[:top], srl_b[k, :top, iy].numpy() - b[:top], "--", lw=1.2, label=f"SRL y{iy}")
         a.set(title=f"r = {float(model.R_agg64[k]) - 1:.4f}", xlabel="bonds b")
     ax[0].set_ylabel("b' - b")
     ax[0].legend(fontsize=7)

@@ -125,7 +125,7 @@ class HuggettModel:
         Z = torch.exp(logz)
         self.partial = cfg.equilibrium == "partial"
         if self.partial:
-            r, Pr = grids.rouwenhorst(cfg.n_r, cfg.r_rho, cfg.r_sd, cfg.r_mean)
+            r, Pr = grids.rouwenhorst(cfg.n_r, cfg.r_rho, cfg.r_sd * math.sqrt(1.0 - cfg.r_rho**2), cfg.r_mean)
             R_agg = (1.0 + r).repeat_interleave(cfg.n_tfp)  # state k = i_r * n_tfp + i_z
             Z_agg = Z.repeat(cfg.n_r)
             P_agg = torch.kron(Pr, Pz)
@@ -348,8 +348,9 @@ def compare_with_egm(
 ) -> dict:
     """Accuracy of an SRL policy of the partial-equilibrium model against EGM on the same grids.
 
-    Both policies are simulated from the same initial distribution on the same
-    aggregate shock paths (lottery dynamics, ``burn_in`` periods discarded).
+    Both policies are simulated from the same initial distribution (the EGM
+    policy's after ``burn_in`` periods from the fixed start, i.e. close to its
+    ergodic distribution) on the same aggregate shock paths (lottery dynamics).
 
     Returns:
         A dict with ``welfare_srl``, ``welfare_egm`` (discounted utility over
@@ -371,13 +372,14 @@ def compare_with_egm(
     with torch.no_grad():
         srl_b = model.policy_values(params).double().cpu()
     egm_params = model.params_from_savings(ref.to(model.device))
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    # both policies start from the same distribution (the EGM policy's, after burn_in periods) and face the same shocks
     z0 = torch.zeros(n_paths, dtype=torch.long, device=model.device) + model.agg_transition.shape[0] // 2
-    rolls = []
-    for p in (params, egm_params):
-        g = torch.Generator(device=generator.device).manual_seed(seed)
-        z_path = simulate_markov(model.agg_transition, z0, periods, g)
-        rolls.append(simulate(model, p, n_paths=n_paths, periods=periods, generator=g, burn_in=burn_in, z_path=z_path))
+    burn = simulate(model, egm_params, n_paths=n_paths, periods=max(burn_in, 1), generator=generator, z0=z0)
+    z_path = simulate_markov(model.agg_transition, burn.z[:, -1], periods, generator)
+    rolls = [
+        simulate(model, p, n_paths=n_paths, periods=periods, generator=generator, dist0=burn.dist, z_path=z_path)
+        for p in (params, egm_params)
+    ]
     r_srl, r_egm = rolls
     mass = torch.zeros_like(ref)
     mass.index_add_(0, r_egm.z[:, -1].cpu(), r_egm.dist.double().cpu())

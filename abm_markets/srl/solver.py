@@ -150,6 +150,11 @@ class SRLConfig(Config):
         " decisions, but their own (truncation-myopic) decisions get no gradient.",
         ge=0,
     )
+    terminal: str = param(
+        "perpetuity",
+        "Value after the horizon: perpetuity counts the last period's reward forever (x 1/(1 - beta)); none drops it.",
+        choices=("perpetuity", "none"),
+    )
     dtype: str = param("float32", "Floating-point type of tables and distributions.", choices=("float32", "float64"))
 
     def validate(self) -> None:
@@ -333,6 +338,7 @@ def rollout(
     carry0: Mapping[str, Tensor],
     *,
     tail: int = 0,
+    terminal: str = "none",
 ) -> Rollout:
     """Simulate ``N`` equilibrium paths under the policy ``params`` and accumulate the objective.
 
@@ -340,6 +346,10 @@ def rollout(
     unless called under ``torch.no_grad()``. In the last ``tail`` periods the
     policy is used detached: those decisions get no gradient (they would be
     distorted by the truncation at ``T``), their rewards still count.
+    ``terminal="perpetuity"`` weights the last period's reward by
+    ``1 / (1 - beta)``: the stream after ``T`` is approximated by repeating the
+    last period, which gives wealth at ``T`` roughly its marginal value
+    ``u'(c)`` instead of zero.
     """
     T = z_path.shape[1] - 1
     prepare = getattr(model, "prepare", None)
@@ -367,8 +377,9 @@ def rollout(
                 tape if (live and use_tape) else None,
             )
         )
+        weight = disc / (1.0 - model.beta) if (terminal == "perpetuity" and t == T - 1) else disc
         for name, r in out.reward.items():
-            totals[name] = totals[name] + disc * r if name in totals else disc * r
+            totals[name] = totals[name] + weight * r if name in totals else weight * r
         for name, v in out.log.items():
             logs.setdefault(name, []).append(v.detach())
         carry = {k: v.detach() for k, v in out.carry.items()}
@@ -571,7 +582,7 @@ def solve(
         for g in opt.param_groups:
             g["lr"] = lr
         z_path = simulate_markov(P, z, T, generator)
-        roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail)
+        roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail, terminal=cfg.terminal)
         row: dict[str, float] = {"epoch": float(epoch), "lr": lr, "warmup": float(warm)}
         grads = policy_gradient(roll, tables, groups)
         for gname, pnames in groups.items():
@@ -626,5 +637,6 @@ def describe(result: SRLResult) -> dict[str, Any]:
         "converged": result.converged,
         "epochs": result.epochs,
         "wall_s": result.wall_s,
+        "srl_wall_s": result.wall_s,
         "final_update": last.get("update"),
     }
