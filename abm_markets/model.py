@@ -15,9 +15,9 @@ formulation; one pool per good for the planner). Each ``step()``:
      agents' attributes are refreshed from the new state and outcome;
    * ``mode="agents"``: the same economy is computed agent by agent in plain Python floats
      (households produce and order, each good's firms clear it: planner pool, Walrasian,
-     posted price in activation order; households consume and accumulate), an independent
-     second implementation that checks the engine and is the benchmarks' baseline.
-     The bilateral market is engine-only.
+     posted price in activation order, bilateral trade along the trading graph; households
+     consume and accumulate), an independent second implementation that checks the engine
+     and is the benchmarks' baseline.
 
 3. the :class:`mesa.DataCollector` records model-level means and agent-level variables.
 
@@ -129,11 +129,6 @@ class InvestmentModel(mesa.Model):
         cfg = cfg if cfg is not None else InvestmentConfig()
         if mode not in MODES:
             raise unknown("model mode", mode, MODES)
-        if mode == "agents" and cfg.formulation == "market" and cfg.market == "bilateral":
-            raise ConfigError(
-                "InvestmentModel mode = 'agents' supports the planner, walrasian and posted markets; "
-                "expected mode = 'engine' for market = 'bilateral'"
-            )
         super().__init__(rng=seed)
         self.cfg = cfg
         self.mode = mode
@@ -172,6 +167,16 @@ class InvestmentModel(mesa.Model):
         self.firms = [
             [CapitalFirm(self, j, m, f_rules[j * n_m + m], last_spending[j][m]) for m in range(n_m)] for j in range(n_j)
         ]
+        # trading partners from the network graph: partners[j][i] = firms m of good j household i reaches
+        self.partners: list[dict[int, list[int]]] = [{i: [] for i in range(n_h)} for _ in range(n_j)]
+        graph = getattr(self.economy, "graph", None)
+        if graph is not None:
+            for i in range(n_h):
+                for node in graph.neighbors(("h", i)):
+                    self.partners[node[1]][i].append(node[2])
+            for by_household in self.partners:
+                for ms in by_household.values():
+                    ms.sort()
         self._obs: np.ndarray | None = None
         self._firm_obs: np.ndarray | None = None
         self._agent_common: dict[str, list[float]] = {}
@@ -329,6 +334,7 @@ class InvestmentModel(mesa.Model):
         hs = self.households
         n_h, n_j = len(hs), self.economy.n_goods
         u = self.economy.draw_noise(1, self.generator)[0].double().cpu().tolist()
+        u_match = u[n_h : n_h + n_h * n_j]  # household-major, [i * J + j]
         u_z = u[n_h + n_h * n_j : 2 * n_h + n_h * n_j]
         u_agg = u[-1]
         a = cfg.agg_tfp_values[self.agg_idx]
@@ -350,8 +356,12 @@ class InvestmentModel(mesa.Model):
             for row in self.firms:
                 if cfg.market == "walrasian":
                     prices.append(CapitalFirm.clear_walrasian(row, hs))
-                else:
+                elif cfg.market == "posted":
                     prices.append(CapitalFirm.clear_posted(row, self.arrivals))
+                else:
+                    j = row[0].good
+                    u_j = [u_match[i * n_j + j] for i in range(n_h)]
+                    prices.append(CapitalFirm.clear_bilateral(row, self.arrivals, self.partners[j], u_j))
             for h in hs:
                 plan = (
                     h.plan_total

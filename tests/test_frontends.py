@@ -4,8 +4,8 @@
 * the engine, the Mesa model, the PettingZoo env and the Gym env, driven with the same
   seed and actions, give identical trajectories;
 * the Mesa model's plain-Python ``agents`` mode (a second implementation of the
-  economics) matches the engine to 1e-10 (planner, Walrasian, posted price, with
-  quantity actions and deciding firms too);
+  economics) matches the engine to 1e-10 (planner, Walrasian, posted price, bilateral,
+  with quantity actions and deciding firms too);
 * decision rules: the steady-state share keeps the deterministic economy at the
   steady state; ``PostedMarkup(0)`` deciding firms reproduce the competitive posted rule;
 * DataCollector output shape.
@@ -187,6 +187,23 @@ AGENT_CASES = {
     "posted-quantities": {"formulation": "market", "market": "posted", "action": "quantities"},
     "posted-deciding": {"formulation": "market", "market": "posted", "firms": "decision", "firms_per_good": 2},
     "walrasian-deciding": {"formulation": "market", "firms": "decision", "firms_per_good": 2},
+    "bilateral-random-M3": {"formulation": "market", "market": "bilateral", "firms_per_good": 3, "network": "random"},
+    "bilateral-ring-quantities": {
+        "formulation": "market",
+        "market": "bilateral",
+        "firms_per_good": 2,
+        "network": "ring",
+        "action": "quantities",
+        "bargaining_power": 0.3,
+    },
+    "bilateral-deciding": {
+        "formulation": "market",
+        "market": "bilateral",
+        "firms": "decision",
+        "firms_per_good": 2,
+        "network": "random",
+        "network_p": 0.6,
+    },
 }
 
 
@@ -274,7 +291,9 @@ def test_agents_mode_matches_engine_on_random_configurations():
             "phi": float(rng.uniform(0.2, 2.0)),
         }
         if form == "market":
-            kw["market"] = str(rng.choice(["walrasian", "posted"]))
+            kw["market"] = str(rng.choice(["walrasian", "posted", "bilateral"]))
+            kw["network"] = str(rng.choice(["complete", "random", "ring"]))
+            kw["bargaining_power"] = float(rng.uniform(0.0, 1.0))
             kw["firms"] = str(rng.choice(["competitive", "decision"]))
             kw["firms_per_good"] = int(rng.integers(1, 4))
         cfg = InvestmentConfig(**kw)
@@ -320,11 +339,6 @@ def test_activation_order_is_the_posted_price_arrival_order():
         assert sum(got) == pytest.approx(min(cap, share * sum(h.output for h in hs) / price), rel=1e-12)
         assert got[-1] == 0.0
     assert len(orders) > 1  # the activation order is redrawn every period
-
-
-def test_agents_mode_rejects_bilateral():
-    with pytest.raises(ConfigError, match="bilateral"):
-        InvestmentModel(InvestmentConfig(formulation="market", market="bilateral"), mode="agents")
 
 
 # ------------------------------------------------------------ decision rules

@@ -12,6 +12,11 @@ Python floats, an independent second implementation of :mod:`abm_markets.markets
   shadow price ``phi I_j``;
 * Walrasian, competitive: ``p_j`` solves ``sum_i min(q_ij, b_ij / p) = M p / phi``
   (``p = sqrt(phi sum_i b_ij / M)`` for spending orders); deciding: ``sum_i d_ij(p) = sum_m c_jm``;
+* bilateral: each buyer meets one neighbouring firm of the good in the trading graph
+  (the ``k``-th neighbour in firm order, ``k = floor(u n)``); a competitive firm charges its
+  matched buyers ``p = kappa phi Q`` with ``Q = sum_i d_i(p)`` and ``kappa = (1 + theta)/2``
+  (``sqrt(kappa phi sum_i b_i)`` for spending orders); deciding firms serve their matched
+  buyers in arrival order up to capacity;
 * posted price: buyers arrive in the activation order and buy ``min(q, b / p)`` from the
   cheapest firm with stock left, then the next; competitive firms post ``sqrt(phi S_{t-1})``
   with capacity ``p / phi``, where ``S_{t-1}`` is last period's demand signal: the spending
@@ -221,3 +226,67 @@ class CapitalFirm(mesa.Agent):
             sold_total += sold
             rev_total += f.revenue
         return rev_total / sold_total if sold_total > 0 else sum(prices) / len(prices)
+
+    # ------------------------------------------------------------ bilateral
+    @staticmethod
+    def clear_bilateral(
+        firms: Sequence[CapitalFirm],
+        arrivals: Sequence[Household],
+        partners: dict[int, list[int]],
+        u_match: list[float],
+    ) -> float:
+        """Bilateral trade of good ``j`` on the network; returns the average transaction price.
+
+        Args:
+            firms: The good's firms.
+            arrivals: Households in arrival order (deciding firms serve them in this order).
+            partners: ``partners[i]`` = indices ``m`` of the good's firms household ``i`` can reach, ascending.
+            u_match: One uniform per household (by index) picking its partner.
+        """
+        j = firms[0].good
+        cfg = firms[0].model.cfg
+        phi = cfg.phi
+        matched: dict[int, int] = {}
+        for h in arrivals:
+            nb = partners[h.index]
+            if nb:
+                matched[h.index] = nb[min(math.floor(u_match[h.index] * len(nb)), len(nb) - 1)]
+        buyers = {m: [h for h in arrivals if matched.get(h.index) == m] for m in range(len(firms))}
+        if cfg.firms == "decision":
+            for m, f in enumerate(firms):
+                p = max(float(f.action[0]), PRICE_FLOOR)
+                cap = max(float(f.action[1]), 0.0)
+                left = cap
+                for h in buyers[m]:
+                    x = max(min(min(h.quantity[j], h.budget[j] / p), left), 0.0)
+                    h.investment[j] = x
+                    h.spending[j] = min(x * p, h.budget[j])
+                    left = left - x
+                f._book(p, max(cap - left, 0.0), cap)
+        else:
+            kappa = 0.5 * (1.0 + cfg.bargaining_power)
+            spend_only = all(math.isinf(q) for h in arrivals for q in h.quantity)
+            for m, f in enumerate(firms):
+                bs = [h.budget[j] for h in buyers[m]]
+                qs = [h.quantity[j] for h in buyers[m]]
+                b_f = sum(bs)
+                if spend_only:
+                    p = math.sqrt(kappa * phi * b_f)
+                else:
+                    hi = max(math.sqrt(kappa * phi * b_f), 2 * PRICE_FLOOR)
+
+                    def excess(price: float, bs: list[float] = bs, qs: list[float] = qs) -> float:
+                        return sum(_demand(b, q, price) for b, q in zip(bs, qs, strict=True)) - price / (kappa * phi)
+
+                    p = _bisect_decreasing(excess, PRICE_FLOOR, hi)
+                p = max(p, PRICE_FLOOR)
+                sold = 0.0
+                for h in buyers[m]:
+                    x = min(h.quantity[j], h.budget[j] / p) if h.budget[j] > 0 else 0.0
+                    h.investment[j] = x
+                    h.spending[j] = min(x * p, h.budget[j])
+                    sold += x
+                f._book(p, sold, sold)
+        sold_total = sum(f.sold for f in firms)
+        rev_total = sum(f.revenue for f in firms)
+        return rev_total / sold_total if sold_total > 0 else sum(f.price for f in firms) / len(firms)
