@@ -79,7 +79,7 @@ class KSConfig(Config):
     n_a: int = param(200, "Asset grid points.", ge=10)
     grid_power: float = param(2.0, "Asset grid curvature.", ge=1.0)
     n_K: int = param(12, "Aggregate capital grid points.", ge=3)
-    K_width: float = param(0.25, "Capital grid spans K_ss * (1 +- K_width).", gt=0.0, lt=1.0)
+    K_width: float = param(0.4, "Capital grid spans K_ss * (1 +- K_width).", gt=0.0, lt=1.0)
     T: int = param(2000, "Simulated periods per iteration.", ge=50)
     burn: int = param(200, "Discarded initial periods.", ge=0)
     damping: float = param(0.5, "Weight on the new regression coefficients.", gt=0.0, le=1.0)

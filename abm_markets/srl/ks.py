@@ -26,7 +26,7 @@ Calibration (defaults, the SRL paper's Krusell-Smith): ``beta = 0.95``,
 ``sigma = 3``, ``alpha = 0.36``, ``delta = 0.08``, efficiency ``rho = 0.6``,
 ``sd = 0.2`` on 3 states, TFP ``rho = 0.9``, ``sd = 0.03`` (3 Rouwenhorst
 states here; the paper does not state its TFP discretisation), borrowing limit
-0, 200 asset points up to 50, 12 capital points on ``K_ss (1 +- 0.25)``.
+0, 200 asset points up to 50, 12 capital points on ``K_ss (1 +- 0.4)``.
 
 The references (same grids and chains) are in
 :mod:`abm_markets.solvers.aiyagari` (no aggregate risk) and
@@ -66,7 +66,7 @@ class KSEconomyConfig(Config):
     n_a: int = param(200, "Asset grid points.", ge=10)
     grid_power: float = param(2.0, "Asset grid curvature (dense near 0).", ge=1.0)
     n_K: int = param(12, "Capital (price) grid points.", ge=3)
-    K_width: float = param(0.25, "Capital grid spans K_ss (1 +- K_width).", gt=0.0, lt=1.0)
+    K_width: float = param(0.4, "Capital grid spans K_ss (1 +- K_width).", gt=0.0, lt=1.0)
 
 
 class KSModel:
@@ -193,7 +193,7 @@ class KSModel:
                 "r": r,
                 "w": w,
                 "z": z,
-                "K_off_grid": ((K < self.K_grid[0]) | (K > self.K_grid[-1])).to(K.dtype),
+                "K_off_grid": ((self.K_grid[0] > K) | (self.K_grid[-1] < K)).to(K.dtype),
                 # goods market: C + K' = Y + (1 - delta) K (exact up to rounding; a' is kept inside the grid)
                 "resid_goods": C + K_next - Y - (1.0 - self.cfg.delta) * K,
             }

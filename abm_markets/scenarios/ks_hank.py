@@ -1,0 +1,473 @@
+"""Krusell-Smith and HANK solved by structural RL: ``ks-srl`` and ``hank-srl``.
+
+* ``ks-srl`` — Krusell-Smith by SRL (policy over individual state, TFP and
+  current prices), compared on the same grids with two independent references
+  implemented in the project: the stationary equilibrium without aggregate risk
+  (EGM + Young + bisection, :mod:`abm_markets.solvers.aiyagari`) and the
+  Krusell-Smith algorithm (:mod:`abm_markets.solvers.krusell_smith`: log-linear
+  law of motion per TFP state, R^2, Den Haan's maximum error). Both policies are
+  simulated on one common TFP path with the distribution on the grid (no
+  sampling noise): K and C paths, mean K, Euler-equation errors along the path.
+  Finally the SRL policy drives a Mesa economy of ``n_agents`` individual
+  households through the same path (finite-agent check).
+* ``hank-srl`` — HANK with a forward-looking Rotemberg Phillips curve; the
+  households' savings and the firms' pricing policy are learned together
+  (:mod:`abm_markets.srl.hank`). Reports the bond-, goods-market and Taylor-rule
+  residuals, the Phillips-curve residual and impulse responses to a monetary
+  shock.
+
+Source: Yang, Wang, Schaab and Moll, *Structural Reinforcement Learning for
+Heterogeneous Agent Macroeconomics* (seed 002); Krusell and Smith (1998);
+Den Haan (2010).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from abm_markets.config import param
+from abm_markets.runs import RunContext
+from abm_markets.scenarios import register
+from abm_markets.srl.hank import HANKEconomyConfig
+from abm_markets.srl.ks import KSEconomyConfig
+from abm_markets.srl.solver import SRLConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KSScenarioConfig(KSEconomyConfig, SRLConfig):
+    """Krusell-Smith by SRL vs the KS algorithm (economy, solver and evaluation settings in one table)."""
+
+    ks_T: int = param(2000, "Periods of the common TFP path (KS-algorithm regressions and comparison).", ge=100)
+    ks_burn: int = param(200, "Discarded initial periods of the common path.", ge=0)
+    euler_periods: int = param(300, "Periods of the common path on which Euler errors are computed.", ge=2)
+    n_agents: int = param(10_000, "Households of the finite-agent Mesa economy (0: skip the check).", ge=0)
+    agent_periods: int = param(200, "Periods of the finite-agent check (from the start of the common path).", ge=1)
+
+    def validate(self) -> None:
+        SRLConfig.validate(self)
+        from abm_markets.errors import ConfigError
+
+        if self.ks_burn >= self.ks_T - 50:
+            raise ConfigError(f"KSScenarioConfig.ks_burn = {self.ks_burn} is invalid; expected < ks_T - 50")
+
+
+def _pick(cfg: Any, cls: type) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ---------------------------------------------------------------------------------------------- Krusell-Smith
+@register(
+    "ks-srl",
+    config=KSScenarioConfig,
+    description="Krusell-Smith by structural RL vs stationary equilibrium, KS algorithm and a Mesa finite-agent check",
+)
+def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+    import numpy as np
+    import polars as pl
+    import torch
+
+    from abm_markets.solvers.krusell_smith import (
+        KSConfig,
+        euler_errors,
+        interp_policy_K,
+        simulate_policy,
+        solve_krusell_smith,
+    )
+    from abm_markets.srl.finite_agents import run_finite_agents
+    from abm_markets.srl.ks import KSModel
+    from abm_markets.srl.solver import simulate, solve
+
+    t_start = time.perf_counter()
+    econ = _pick(cfg, KSEconomyConfig)
+    scfg = _pick(cfg, SRLConfig)
+
+    # 1. references: stationary equilibrium and the KS algorithm on the same grids
+    t0 = time.perf_counter()
+    kcfg = KSConfig(
+        beta=cfg.beta, sigma=cfg.sigma, alpha=cfg.alpha, delta=cfg.delta, rho_e=cfg.rho_e, sd_e=cfg.sd_e,
+        n_e=cfg.n_e, rho_z=cfg.rho_z, sd_z=cfg.sd_z, n_z=cfg.n_z, a_max=cfg.a_max, n_a=cfg.n_a,
+        grid_power=cfg.grid_power, n_K=cfg.n_K, K_width=cfg.K_width, T=cfg.ks_T, burn=cfg.ks_burn, seed=ctx.seed,
+    )  # fmt: skip
+    ks = solve_krusell_smith(kcfg)
+    ks_wall = time.perf_counter() - t0
+
+    # 2. structural RL
+    model = KSModel(econ, K_ss=ks.stationary_K, dist_ss=ks.dist0, device=ctx.device, dtype=scfg.torch_dtype)
+    res = solve(model, scfg, generator=ctx.generator(), device=ctx.device, ctx=ctx)
+
+    # 3. common TFP path: SRL with the solver's simulator (clearing logs) and float64 non-stochastic simulation
+    burn = cfg.ks_burn
+    z_path = ks.z_idx.to(ctx.device)[None]
+    roll = simulate(
+        model, res.params, n_paths=1, periods=cfg.ks_T - 1, generator=ctx.generator(1),
+        z_path=z_path, dist0=model.dist_ss[None],
+    )  # fmt: skip
+    srl_fn = model.savings_fn(res.params)
+    K_srl, C_srl, dists_srl = simulate_policy(
+        srl_fn, ks.a_grid, ks.P_e, ks.e, ks.z, ks.z_idx, ks.dist0, cfg.alpha, cfg.delta
+    )
+
+    def ks_fn(K: torch.Tensor, zi: int) -> torch.Tensor:
+        return interp_policy_K(ks.a_next[..., zi], ks.K_grid, K).clamp(min=0.0)
+
+    _, _, dists_ks = simulate_policy(ks_fn, ks.a_grid, ks.P_e, ks.e, ks.z, ks.z_idx, ks.dist0, cfg.alpha, cfg.delta)
+    sl = slice(burn, burn + cfg.euler_periods)
+    eargs = (ks.a_grid, ks.e, ks.P_e, ks.z, ks.P_z)
+    tail = (cfg.beta, cfg.sigma, cfg.alpha, cfg.delta)
+    ee_srl = euler_errors(srl_fn, *eargs, K_srl[sl], ks.z_idx[sl], dists_srl[sl], *tail)
+    ee_ks = euler_errors(ks_fn, *eargs, ks.K_path[sl], ks.z_idx[sl], dists_ks[sl], *tail)
+
+    # 4. finite agents (Mesa) under the SRL policy on the same path
+    agents: dict[str, Any] = {}
+    if cfg.n_agents > 0:
+        Tg = min(cfg.agent_periods, cfg.ks_T)
+        fa = run_finite_agents(
+            srl_fn, Tg, a_grid=ks.a_grid, e=ks.e, P_e=ks.P_e, z=ks.z, z_path=ks.z_idx[:Tg], dist0=ks.dist0,
+            alpha=cfg.alpha, delta=cfg.delta, n_households=cfg.n_agents, seed=ctx.seed,
+        )  # fmt: skip
+        zK = (fa["K"] - K_srl[:Tg].numpy()) / fa["se_K"]
+        zC = (fa["C"] - C_srl[:Tg].numpy()) / fa["se_C"]
+        agents = {
+            "agents_n": cfg.n_agents,
+            "agents_periods": Tg,
+            "agents_K_max_abs_z": float(np.abs(zK).max()),
+            "agents_C_max_abs_z": float(np.abs(zC).max()),
+            "agents_K_mean_abs_z": float(np.abs(zK).mean()),
+            "agents_K_max_gap_pct": float(100 * np.abs(fa["K"] / K_srl[:Tg].numpy() - 1).max()),
+            "agents_K_se_pct_mean": float(100 * (fa["se_K"] / fa["K"]).mean()),
+        }
+
+    # 5. logs, plots, summary
+    Kk, Ck = ks.K_path.numpy(), ks.C_path.numpy()
+    Ks, Cs = K_srl.numpy(), C_srl.numpy()
+    T = Kk.shape[0]
+    steps = {"t": np.arange(T), "z": ks.z[ks.z_idx].numpy(), "K_srl": Ks, "K_ks": Kk, "C_srl": Cs, "C_ks": Ck}
+    frames = [
+        pl.DataFrame({"t": steps["t"], "variable": [k] * T, "value": np.asarray(v, dtype=np.float64)})
+        for k, v in steps.items()
+        if k != "t"
+    ]
+    if agents:
+        frames += [
+            pl.DataFrame({"t": np.arange(Tg), "variable": [f"{k}_agents"] * Tg, "value": fa[k].astype(np.float64)})
+            for k in ("K", "C", "se_K", "se_C")
+        ]
+    ctx.write_table("steps", pl.concat(frames))
+    resid = roll.logs["resid_goods"].abs()
+    post = slice(burn, None)
+    summary: dict[str, Any] = {
+        "stationary_K": ks.stationary_K,
+        "stationary_r": ks.stationary_r,
+        "mean_K": float(Ks[post].mean()),
+        "mean_C": float(Cs[post].mean()),
+        "ks_mean_K": float(Kk[post].mean()),
+        "ks_mean_C": float(Ck[post].mean()),
+        "mean_K_gap_pct": float(100 * (Ks[post].mean() / Kk[post].mean() - 1)),
+        "K_path_max_gap_pct": float(100 * np.abs(Ks[post] / Kk[post] - 1).max()),
+        "K_path_mean_gap_pct": float(100 * np.abs(Ks[post] / Kk[post] - 1).mean()),
+        "C_path_max_gap_pct": float(100 * np.abs(Cs[post] / Ck[post] - 1).max()),
+        "C_path_mean_gap_pct": float(100 * np.abs(Cs[post] / Ck[post] - 1).mean()),
+        "K_path_corr": float(np.corrcoef(Ks[post], Kk[post])[0, 1]),
+        "sd_log_K_srl": float(np.log(Ks[post]).std()),
+        "sd_log_K_ks": float(np.log(Kk[post]).std()),
+        "ks_law_of_motion": {f"z{k}": [float(ks.coef[k, 0]), float(ks.coef[k, 1])] for k in range(cfg.n_z)},
+        "ks_r2": [float(v) for v in ks.r2],
+        "ks_den_haan_max_pct": ks.den_haan_max,
+        "ks_den_haan_mean_pct": ks.den_haan_mean,
+        "ks_converged": ks.converged,
+        "ks_outer_iterations": ks.outer_iterations,
+        "ks_wall_s": ks_wall,
+        **{f"{k}_srl": v for k, v in ee_srl.items()},
+        **{f"{k}_ks": v for k, v in ee_ks.items()},
+        "converged": res.converged,
+        "epochs": res.epochs,
+        "srl_wall_s": res.wall_s,
+        "resid_goods_max": float(resid.max()),
+        "resid_goods_mean": float(resid.mean()),
+        "K_off_grid_share": float(roll.logs["K_off_grid"].mean()),
+        "srl_vs_float64_sim_K_max_diff": float((roll.logs["K"][0].double().cpu() - K_srl[:-1]).abs().max()),
+        **agents,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa if agents else None)
+    return summary
+
+
+def _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa) -> None:
+    import numpy as np
+    import torch
+
+    plt = _plt()
+    a = ks.a_grid.numpy()
+    zi = cfg.n_z // 2
+    K0 = torch.tensor(ks.stationary_K, dtype=torch.float64)
+    from abm_markets.solvers.krusell_smith import interp_policy_K
+
+    pol_ks = interp_policy_K(ks.a_next[..., zi], ks.K_grid, K0).numpy()
+    pol_srl = model.savings_fn(res.params)(K0, zi).numpy()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    m = a <= 20
+    for k in range(cfg.n_e):
+        ax[0].plot(a[m], pol_ks[m, k] - a[m], lw=1.2, label=f"KS algorithm, e{k}")
+        ax[0].plot(a[m], pol_srl[m, k] - a[m], "--", lw=1.2, label=f"SRL, e{k}")
+    ax[0].axhline(0, color="k", lw=0.5)
+    ax[0].set(xlabel="assets a", ylabel="a' - a", title=f"net saving at K = K_ss, z = {float(ks.z[zi]):.3f}")
+    ax[0].legend(fontsize=7)
+    g_ss = ks.dist0.sum(1).numpy()
+    g_end = dists_srl[-1].sum(1).numpy()
+    w = np.diff(a, prepend=0.0)
+    w[0] = w[1]
+    ax[1].plot(a[m], (g_ss / w)[m], label="stationary (no aggregate risk)")
+    ax[1].plot(a[m], (g_end / w)[m], label="SRL, end of common path")
+    ax[1].set(xlabel="assets a", ylabel="density", title="wealth distribution")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    ctx.save_figure("ks_policy_distribution", fig)
+
+    burn = cfg.ks_burn
+    t = np.arange(Ks.shape[0])
+    fig, ax = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    span = slice(burn, min(burn + 400, Ks.shape[0]))
+    ax[0].plot(t[span], ks.K_path.numpy()[span], label="KS algorithm", lw=1.2)
+    ax[0].plot(t[span], Ks[span], "--", label="SRL", lw=1.2)
+    if fa is not None:
+        ta = np.arange(fa["K"].shape[0])
+        keep = (ta >= span.start) & (ta < span.stop)
+        if keep.any():
+            ax[0].plot(ta[keep], fa["K"][keep], ":", label=f"SRL, {cfg.n_agents} Mesa agents", lw=1.0)
+    ax[0].set(ylabel="K", title="common TFP path")
+    ax[0].legend(fontsize=8)
+    ax[1].plot(t[span], ks.C_path.numpy()[span], label="KS algorithm", lw=1.2)
+    ax[1].plot(t[span], Cs[span], "--", label="SRL", lw=1.2)
+    ax[1].set(xlabel="t", ylabel="C")
+    fig.tight_layout()
+    ctx.save_figure("ks_paths", fig)
+
+    if fa is not None:
+        Tg = fa["K"].shape[0]
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+        for i, v in enumerate(("K", "C")):
+            ref = (Ks if v == "K" else Cs)[:Tg]
+            ax[i].fill_between(np.arange(Tg), ref - 2 * fa[f"se_{v}"], ref + 2 * fa[f"se_{v}"], alpha=0.3,
+                               label="distribution method +- 2 s.e.")  # fmt: skip
+            ax[i].plot(np.arange(Tg), fa[v], lw=0.9, label=f"{cfg.n_agents} Mesa agents")
+            ax[i].set(xlabel="t", ylabel=v, title=f"finite agents vs continuum: {v}")
+            ax[i].legend(fontsize=8)
+        fig.tight_layout()
+        ctx.save_figure("ks_finite_agents", fig)
+
+    hist = res.history
+    ep = [h["epoch"] for h in hist]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    ax[0].plot(ep, [h["objective_household"] for h in hist], lw=0.8)
+    ax[0].set(xlabel="epoch", ylabel="discounted utility (batch mean)", title="SRL objective")
+    ax[1].semilogy(ep, [h["update"] for h in hist], lw=0.8)
+    ax[1].axhline(cfg.tol, color="k", lw=0.5, ls="--")
+    ax[1].set(xlabel="epoch", ylabel="q99 |a' update|", title="policy update")
+    fig.tight_layout()
+    ctx.save_figure("ks_training", fig)
+
+
+# ---------------------------------------------------------------------------------------------- HANK
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HANKScenarioConfig(HANKEconomyConfig, SRLConfig):
+    """HANK by SRL: households and firms learn together (economy, solver and evaluation settings).
+
+    The rollout is longer than the solver's default: with ``beta ~ 0.97`` a 40-period
+    undiscounted tail truncates the objective enough to bias saving (see docs/srl_ks_hank.md).
+    """
+
+    horizon: int = param(150, "Periods T per path and epoch (objective truncated at T).", ge=2)
+    tail: int = param(70, "Last periods of each rollout simulated with the policy detached.", ge=0)
+
+    eval_paths: int = param(32, "Paths simulated from the steady state to measure residuals.", ge=1)
+    eval_periods: int = param(200, "Logged periods per evaluation path.", ge=2)
+    eval_burn_in: int = param(100, "Periods discarded before the evaluation.", ge=0)
+    irf_periods: int = param(30, "Periods of the impulse responses.", ge=2)
+    irf_burn_in: int = param(
+        200, "Periods at the middle shock state before the impulse (stochastic steady state).", ge=0
+    )
+    pc_periods: int = param(100, "Periods of one path on which the Phillips-curve residual is computed.", ge=2)
+
+    def validate(self) -> None:
+        HANKEconomyConfig.validate(self)
+        SRLConfig.validate(self)
+
+
+@register(
+    "hank-srl",
+    config=HANKScenarioConfig,
+    description="HANK with a Rotemberg Phillips curve: households' savings and firms' pricing learned by SRL",
+)
+def run_hank(cfg: HANKScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+    import numpy as np
+    import polars as pl
+    import torch
+
+    from abm_markets.srl.hank import HANKModel, simulate_path
+    from abm_markets.srl.solver import simulate, simulate_markov, solve
+
+    t_start = time.perf_counter()
+    econ = _pick(cfg, HANKEconomyConfig)
+    scfg = _pick(cfg, SRLConfig)
+    model = HANKModel(econ, device=ctx.device, dtype=scfg.torch_dtype)
+    res = solve(model, scfg, generator=ctx.generator(), device=ctx.device, ctx=ctx)
+    params = res.params
+
+    # residuals along simulated paths from the steady state
+    ev = simulate(
+        model, params, n_paths=cfg.eval_paths, periods=cfg.eval_periods, burn_in=cfg.eval_burn_in,
+        generator=ctx.generator(1), init="fixed",
+    )  # fmt: skip
+    L = {k: v.double().cpu() for k, v in ev.logs.items()}
+
+    # Phillips-curve residual (exact expectation over next period's shock) on one path
+    gen = ctx.generator(2)
+    mid = cfg.n_m // 2
+    m_pc = simulate_markov(model.agg_transition, torch.full((1,), mid, device=ctx.device), cfg.pc_periods, gen)
+    logs_pc, dists_pc = simulate_path(model, params, m_pc, model.dist_ss[None])
+    pc = model.phillips_residual(params, dists_pc[0], m_pc[0, :-1]).double().cpu()
+    Pi_pc = logs_pc["Pi"][0].double().cpu()
+
+    # impulse response to a one-period monetary shock (top state) from the stochastic steady state
+    T = cfg.irf_periods
+    base = torch.full((1, cfg.irf_burn_in + 1), mid, device=ctx.device)
+    _, d_burn = simulate_path(model, params, base, model.dist_ss[None])
+    g0 = d_burn[:, -1].expand(2, -1, -1).contiguous()
+    m_irf = torch.full((2, T + 1), mid, device=ctx.device)
+    m_irf[1, 0] = cfg.n_m - 1
+    logs_irf, _ = simulate_path(model, params, m_irf, g0)
+    irf = {k: (logs_irf[k][1] - logs_irf[k][0]).double().cpu().numpy() for k in ("R", "Pi", "w", "Y", "C", "m")}
+    lvl = {k: logs_irf[k][0].double().cpu().numpy() for k in ("R", "Pi", "w", "Y", "C")}
+
+    rows = []
+    for k, v in irf.items():
+        rows.append(pl.DataFrame({"t": np.arange(T), "variable": [f"irf_{k}"] * T, "value": v}))
+    for k in ("R", "Pi", "w", "Y", "C", "m", "resid_bond", "resid_goods", "resid_taylor"):
+        v = L[k][0].numpy()
+        rows.append(pl.DataFrame({"t": np.arange(v.shape[0]), "variable": [k] * v.shape[0], "value": v}))
+    ctx.write_table("steps", pl.concat(rows))
+
+    hist = res.history
+    summary: dict[str, Any] = {
+        "converged": res.converged,
+        "epochs": res.epochs,
+        "srl_wall_s": res.wall_s,
+        "beta": model.beta,
+        "chi": model.chi,
+        "resid_bond_max": float(L["resid_bond"].abs().max()),
+        "resid_bond_mean": float(L["resid_bond"].abs().mean()),
+        "resid_goods_max": float(L["resid_goods"].abs().max()),
+        "resid_goods_mean": float(L["resid_goods"].abs().mean()),
+        "resid_taylor_max": float(L["resid_taylor"].abs().max()),
+        "resid_taylor_mean": float(L["resid_taylor"].abs().mean()),
+        "bracketed_share": float(L["bracketed"].mean()),
+        "pc_resid_mean_abs": float(pc.abs().mean()),
+        "pc_resid_max_abs": float(pc.abs().max()),
+        "Pi_mean_abs_on_pc_path": float(Pi_pc.abs().mean()),
+        "mean_R": float(L["R"].mean()),
+        "mean_Pi": float(L["Pi"].mean()),
+        "sd_Pi": float(L["Pi"].std()),
+        "mean_w": float(L["w"].mean()),
+        "mean_Y": float(L["Y"].mean()),
+        "sd_log_Y": float(torch.log(L["Y"]).std()),
+        "irf_shock_m": float(irf["m"][0]),
+        "irf_R_impact_bp": float(1e4 * irf["R"][0]),
+        "irf_Pi_impact_bp": float(1e4 * irf["Pi"][0]),
+        "irf_Y_impact_pct": float(100 * irf["Y"][0] / lvl["Y"][0]),
+        "irf_C_impact_pct": float(100 * irf["C"][0] / lvl["C"][0]),
+        "irf_w_impact_pct": float(100 * irf["w"][0] / lvl["w"][0]),
+        "final_update": hist[-1]["update"] if hist else None,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc)
+    return summary
+
+
+def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc) -> None:
+    import numpy as np
+
+    plt = _plt()
+    T = irf["R"].shape[0]
+    t = np.arange(T)
+    fig, ax = plt.subplots(1, 5, figsize=(16, 3.0))
+    spec = [
+        ("m", 1e4, "monetary shock m (bp)"),
+        ("R", 1e4, "real rate R (bp)"),
+        ("Pi", 1e4, "inflation (bp)"),
+        ("Y", 100 / lvl["Y"][0], "output (% dev.)"),
+        ("C", 100 / lvl["C"][0], "consumption (% dev.)"),
+    ]
+    for a, (k, sc, title) in zip(ax, spec, strict=True):
+        a.plot(t, irf[k] * sc, marker=".", lw=1)
+        a.axhline(0, color="k", lw=0.5)
+        a.set(title=title, xlabel="t")
+    fig.tight_layout()
+    ctx.save_figure("hank_irf", fig)
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.2))
+    for i, k in enumerate(("resid_bond", "resid_goods", "resid_taylor")):
+        v = L[k].abs().numpy().ravel()
+        ax[i].hist(np.log10(np.maximum(v, 1e-12)), bins=40)
+        ax[i].set(title=f"log10 |{k}| (all eval periods)", xlabel="log10")
+    fig.tight_layout()
+    ctx.save_figure("hank_residuals", fig)
+
+    import torch
+
+    Pi_tab = (cfg.firm_scale * params["inflation"]).double().cpu()
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    iR = int(torch.argmin((model.R_grid.double().cpu() - cfg.R_ss).abs()))
+    for mi in range(cfg.n_m):
+        ax[0].plot(
+            model.w_grid.cpu(), 1e4 * Pi_tab[mi, iR], marker=".", label=f"m = {float(model.m64[mi]) * 1e4:+.0f} bp"
+        )
+    ax[0].set(
+        xlabel="wage w (= real marginal cost)",
+        ylabel="inflation (bp)",
+        title=f"firms' policy at R = {float(model.R_grid[iR]):.4f}",
+    )
+    ax[0].legend(fontsize=7)
+    share = torch.sigmoid(params["savings_logit"].double().cpu())
+    jw = int(torch.argmin((model.w_grid.double().cpu() - model.m_star).abs()))
+    x = model._grid_cash(cfg.firm_scale * params["inflation"]).double().cpu()
+    bprime = (share * x)[cfg.n_m // 2, iR, jw]
+    b = model.b64.numpy()
+    keep = b <= 25
+    for k in range(cfg.n_e):
+        ax[1].plot(b[keep], bprime[keep, k] - b[keep], label=f"e{k}")
+    ax[1].axhline(0, color="k", lw=0.5)
+    ax[1].set(xlabel="bonds b", ylabel="b' - b", title="households' net saving at steady-state prices")
+    ax[1].legend(fontsize=7)
+    ax[2].plot(1e4 * Pi_pc.numpy(), label="inflation")
+    ax[2].plot(1e4 * pc.numpy(), label="Phillips-curve residual")
+    ax[2].set(xlabel="t", ylabel="bp", title="Rotemberg Phillips curve on a path")
+    ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure("hank_policies", fig)
+
+    hist = res.history
+    ep = [h["epoch"] for h in hist]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.2))
+    ax[0].plot(ep, [h["objective_household"] for h in hist], lw=0.8)
+    ax[0].set(xlabel="epoch", title="households' objective")
+    ax[1].plot(ep, [h["objective_firm"] for h in hist], lw=0.8)
+    ax[1].set(xlabel="epoch", title="firms' objective")
+    ax[2].semilogy(ep, [h["update"] for h in hist], lw=0.8, label="q99 |update|")
+    ax[2].semilogy(ep, [max(h["resid_bond_max"], 1e-12) for h in hist], lw=0.8, label="max |bond resid| (train)")
+    ax[2].set(xlabel="epoch", title="convergence")
+    ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure("hank_training", fig)
