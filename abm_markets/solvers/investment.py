@@ -28,10 +28,11 @@ What this module provides:
   The seed's market Euler equation keeps only the own-good term ``1 - sum_j s_j + s_j`` of the envelope
   derivative, where differentiating ``Y_i`` inside every good's budget gives ``1 - sum_j s_j + sum_j s_j = 1``;
   the two agree for ``N^c = 1`` only. The numerical solution matches the corrected form (tests).
-* :func:`solve_vfi` — value-function iteration with Howard steps for the stochastic planner with one household
-  and one capital good; the choice ``K'`` is continuous (safeguarded Newton on the first-order condition, with
-  the expected value a not-a-knot cubic spline). :func:`solve_euler_collocation` solves the same problem (and the one-household market
-  equilibrium) by collocation of the Euler equation, a second, independent method.
+* :func:`solve_vfi` — value-function iteration in Howard's policy-iteration form for the stochastic planner with
+  one household and one capital good; the choice ``K'`` is continuous (safeguarded Newton on the first-order
+  condition, the expected value a not-a-knot cubic spline). :func:`solve_euler_collocation` solves the same
+  problem (and the one-household market equilibrium) by collocation of the Euler equation, a second, independent
+  method.
 * :func:`tfp_chain` — the TFP Markov chain (idiosyncratic x aggregate) shared with the engine;
   :func:`simulate` / :func:`simulate_paths` — simulated moments under a solved policy.
 
@@ -508,7 +509,7 @@ class VFISolution:
         return k, zi
 
     def _maximise(self, k: Tensor, zi: Tensor, guess: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Maximise the Bellman right-hand side over ``K'`` in ``[(1-delta)K, min(K_max, K'(C=0))]``.
+        """Maximise the Bellman right-hand side over ``K'`` in ``[max((1-delta)K, K_min), min(K_max, K'(C=0))]``.
 
         Solves the first-order condition ``g(K') = -phi I u'(C) + beta EV'(K') = 0`` (``g`` decreasing: the
         objective is concave) by safeguarded Newton with bisection fallback, to rounding; corners where ``g`` does
@@ -521,13 +522,15 @@ class VFISolution:
         d, phi, sigma, beta = self.delta, self.phi, self.crra, self.beta
         x0, h = float(self.grid[0]), float(self.grid[1] - self.grid[0])
         y = self.tfp[zi] * k.pow(self.alpha)
-        lo = (1.0 - d) * k
-        hi = torch.maximum(
-            torch.minimum(lo + torch.sqrt(2.0 * y * (1.0 - 1e-12) / phi), self.grid[-1].expand_as(k)), lo
-        )
+        kept = (1.0 - d) * k  # K' with zero investment
+        # Search interval: irreversibility and C > 0, intersected with the grid (no spline extrapolation; the
+        # grid bounds lie far outside the ergodic set and never bind there).
+        lo = torch.maximum(kept, self.grid[0].expand_as(k))
+        hi = torch.minimum(kept + torch.sqrt(2.0 * y * (1.0 - 1e-12) / phi), self.grid[-1].expand_as(k))
+        hi = torch.maximum(hi, lo)
 
         def foc(kp: Tensor) -> tuple[Tensor, Tensor]:
-            inv = kp - lo
+            inv = kp - kept
             c = (y - 0.5 * phi * inv * inv).clamp_min(1e-300)
             _, ev1, ev2 = _hermite_d(self.ev, self.ev_slope, x0, h, zi, kp)
             mu = _marginal(c, sigma)
@@ -549,12 +552,21 @@ class VFISolution:
             x = xn
             if done:
                 break
-        g_lo = foc(lo)[0]
-        g_hi = foc(hi)[0]
-        x = torch.where(g_lo <= 0, lo, torch.where(g_hi >= 0, hi, x))
-        inv = x - lo
-        c = y - 0.5 * phi * inv * inv
-        val = _utility(c.clamp_min(1e-300), sigma) + beta * _hermite(self.ev, self.ev_slope, x0, h, zi, x)
+
+        def objective(kp: Tensor) -> Tensor:
+            inv = kp - kept
+            c = y - 0.5 * phi * inv * inv
+            u = torch.where(c > 0, _utility(c.clamp_min(1e-300), sigma), torch.full_like(c, -1e300))
+            return u + beta * _hermite(self.ev, self.ev_slope, x0, h, zi, kp)
+
+        # Corners (g does not change sign) and, as a safeguard, any interior stationary point that is not the
+        # maximum: keep the best of the Newton point and both ends.
+        val = objective(x)
+        for end in (lo, hi):
+            f_end = objective(end)
+            better = f_end > val
+            x = torch.where(better, end, x)
+            val = torch.where(better, f_end, val)
         return x, val
 
     def next_capital(self, capital: Tensor | float, z_index: Tensor | int) -> Tensor:
@@ -620,75 +632,100 @@ class VFISolution:
         return VFISolution(**moved)
 
 
+def _policy_evaluation(
+    policy: Tensor, reward: Tensor, trans: Tensor, dmat: Tensor, x0: float, h: float, beta: float
+) -> Tensor:
+    """Value of following ``policy`` forever: solve ``(I - beta W) v = reward`` exactly.
+
+    ``W`` maps knot values ``v [S, n]`` to ``sum_z' P[z, z'] spline(v[z'])(K'(K_i, z))``; the spline weights of a
+    point in interval ``k`` are ``h00 e_k + h01 e_(k+1) + h (h10 D_k + h11 D_(k+1))`` (Hermite basis, spline slopes
+    ``D v``). A direct solve instead of repeated Howard sweeps ``v <- reward + beta W v``: a cubic spline is not a
+    monotone interpolant, its sup-norm operator norm exceeds ``1/beta`` on saw-tooth data, and on fine grids the
+    sweeps amplify rounding until they diverge.
+    """
+    s, n = policy.shape
+    u = (policy - x0) / h
+    k = torch.clamp(torch.floor(u), 0, n - 2).long()
+    t = (u - k)[..., None]
+    eye = torch.eye(n, dtype=_DTYPE)
+    t2, t3 = t * t, t * t * t
+    w = (2 * t3 - 3 * t2 + 1) * eye[k] + (-2 * t3 + 3 * t2) * eye[k + 1]
+    w = w + h * ((t3 - 2 * t2 + t) * dmat[k] + (t3 - t2) * dmat[k + 1])  # [S, n, n]
+    big = (trans[:, None, :, None] * w[:, :, None, :]).reshape(s * n, s * n)
+    lhs = torch.eye(s * n, dtype=_DTYPE) - beta * big
+    return torch.linalg.solve(lhs, reward.reshape(-1, 1)).reshape(s, n)
+
+
 def solve_vfi(
     cfg: InvestmentConfig,
     *,
     n_k: int = 301,
     k_bounds: tuple[float, float] = (0.5, 1.5),
     tol: float = 1e-10,
-    howard_steps: int = 100,
-    max_iter: int = 500,
+    max_iter: int = 100,
 ) -> VFISolution:
-    """Value-function iteration with Howard policy-evaluation steps for the stochastic planner (N^h = N^c = 1).
+    """Value-function iteration for the stochastic planner (N^h = N^c = 1), Howard's policy iteration form.
 
-    Each improvement step maximises the Bellman right-hand side over a continuous ``K'`` (Newton on the
-    first-order condition with the cubic spline of ``EV``, see :meth:`VFISolution._maximise`) at every knot; then ``howard_steps`` evaluations ``V <- u + beta EV(K'(K, z))``
-    of that policy. Stops when ``max |T V - V| < tol``. Irreversibility ``K' >= (1-delta) K`` is a bound of the
-    search (it never binds here: the marginal cost ``phi I`` is zero at ``I = 0``).
+    Each improvement step maximises the Bellman right-hand side over a continuous ``K'`` at every knot (Newton on
+    the first-order condition with the cubic spline of ``EV``, see :meth:`VFISolution._maximise`); the policy is
+    then evaluated exactly (:func:`_policy_evaluation`, Howard's steps taken to the limit). Stops when
+    ``max |T V - V| < tol`` at the knots. Irreversibility ``K' >= (1-delta) K`` is a bound of the search (it never
+    binds here: the marginal cost ``phi I`` is zero at ``I = 0``).
 
-    Accuracy (default calibration, ``docs/steady_state.md``): Euler-equation errors below ``1e-7`` in the
-    ergodic set; doubling ``n_k`` changes the policy by less than ``1e-8`` relatively and values by less than
-    ``1e-9`` (consumption-equivalent).
+    Accuracy (default calibration, measured in ``docs/steady_state.md``): at ``n_k = 301`` Euler-equation errors
+    below ``1e-8`` on the ergodic set, the policy within ``1e-10`` (relative) and values within ``1e-11``
+    (consumption-equivalent) of ``n_k = 801``; agrees with :func:`solve_euler_collocation` to ``1e-10``.
 
     Args:
         cfg: The economy; must have one household, one capital good and ``formulation = "planner"``.
-        n_k: Number of capital knots (uniform).
+        n_k: Number of capital knots (uniform); ``S * n_k <= 6000`` (dense evaluation solve).
         k_bounds: Grid ``[lo K*(z_min), hi K*(z_max)]`` in units of the deterministic steady state at the lowest and
             highest TFP state.
         tol: Stopping bound on ``max |T V - V|``.
-        howard_steps: Policy evaluations per improvement step.
         max_iter: Maximal improvement steps.
 
     Raises:
-        ConfigError: More than one household or good, or the market formulation (use
-            :func:`solve_euler_collocation`).
+        ConfigError: More than one household or good, the market formulation (use
+            :func:`solve_euler_collocation`), or ``n_k`` out of range.
         RuntimeError: No convergence within ``max_iter``.
     """
     _check_single(cfg, "solve_vfi", ("planner",))
-    if n_k < 8:
-        raise ConfigError(f"solve_vfi n_k = {n_k} is invalid; expected >= 8")
     tfp, trans = tfp_chain(cfg)
+    s = tfp.shape[0]
+    if n_k < 8 or s * n_k > 6000:
+        raise ConfigError(f"solve_vfi n_k = {n_k} is invalid; expected 8 <= n_k <= {6000 // s} with {s} TFP states")
     k_lo, k_hi = _default_bounds(cfg, tfp, *k_bounds)
     grid_np = np.linspace(k_lo, k_hi, n_k)
     grid = torch.as_tensor(grid_np, dtype=_DTYPE)
     dmat = _spline_slope_matrix(grid_np)
-    s = tfp.shape[0]
     a, b, d, phi, sigma = cfg.alpha, cfg.beta, cfg.delta, cfg.phi, cfg.crra
     kk = grid.expand(s, n_k)
     zi = torch.arange(s)[:, None].expand(s, n_k)
     y = tfp[:, None] * kk.pow(a)
-    # Start from the value of holding capital constant forever.
-    v = _utility(y - 0.5 * phi * (d * kk) ** 2, sigma) / (1.0 - b)
     h = float(grid[1] - grid[0])
 
     def make(v_: Tensor, policy: Tensor, it: int, res: float) -> VFISolution:
         ev = _expect(trans, v_)
         return VFISolution(grid, tfp, trans, v_, policy, policy @ dmat.T, ev, ev @ dmat.T, a, b, d, phi, sigma, it, res)
 
-    sol = make(v, kk.clone(), 0, float("inf"))
+    def evaluate(policy: Tensor) -> Tensor:
+        inv = policy - (1.0 - d) * kk
+        return _policy_evaluation(policy, _utility(y - 0.5 * phi * inv * inv, sigma), trans, dmat, k_lo, h, b)
+
+    # Start from an interior policy: invest what replaces depreciation at the deterministic steady state of each
+    # TFP level. (Starting from ``K' = K`` puts the zero-investment corner into the first policies high up the grid;
+    # the kinks it leaves in V make the cubic spline ring and the iteration wander.)
+    k_star = _corrected_capital(cfg) * tfp.pow(1.0 / (2.0 - a))
+    policy = torch.clamp((1.0 - d) * kk + d * k_star[:, None], max=k_hi)
+    v = evaluate(policy)
     res = float("inf")
     for it in range(1, max_iter + 1):
-        policy, tv = sol._maximise(kk, zi, guess=sol.policy)
+        sol = make(v, policy, it - 1, res)
+        policy, tv = sol._maximise(kk, zi, guess=policy)
         res = float((tv - v).abs().max())
         if res < tol:
             return make(v, policy, it, res)  # policy is optimal against EV of v, and |T v - v| < tol
-        v = tv
-        inv = policy - (1.0 - d) * kk
-        reward = _utility(y - 0.5 * phi * inv * inv, sigma)
-        for _ in range(howard_steps):
-            ev = _expect(trans, v)
-            v = reward + b * _hermite(ev, ev @ dmat.T, k_lo, h, zi, policy)
-        sol = make(v, policy, it, res)
+        v = evaluate(policy)
     raise RuntimeError(f"solve_vfi did not converge in {max_iter} steps: max|TV - V| = {res:.3e} > {tol:.1e}")
 
 
