@@ -107,3 +107,15 @@ def test_bad_settings_are_rejected() -> None:
         CalvanoScenarioConfig.from_overrides({"alpha": "1.5"})
     with pytest.raises(ConfigError, match="memory"):
         CalvanoScenarioConfig(memory=2, grid_size=25)
+
+
+def test_torch_backend_gives_the_same_summary(tmp_path: Path) -> None:
+    tiny = {"n_sessions": "3", "alpha": "0.5", "delta": "0.5", "beta": "5e-3", "conv_window": "200",
+            "max_periods": "5000", "heatmap_sessions": "0"}  # fmt: skip
+    a = run_scenario("collusion-calvano", overrides=tiny, out=tmp_path / "a", progress=False)
+    b = run_scenario("collusion-calvano", overrides={**tiny, "backend": "torch"}, out=tmp_path / "b", progress=False)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["converged_share"] == 1.0
+    for key in ("profit_gain_mean", "periods_to_converge_mean", "converged_share", "impulse"):
+        assert sa[key] == sb[key], key
+    assert pl.read_parquet(a / "sessions.parquet").equals(pl.read_parquet(b / "sessions.parquet"))

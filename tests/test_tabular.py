@@ -114,3 +114,17 @@ def test_q_learning_monopolist_learns_grid_optimum() -> None:
     assert abs(grid[best] - p_star) <= (grid[1] - grid[0]) / 2
     # Q converges to the Bellman fixed point pi(a) + delta max pi / (1 - delta) on the greedy cell.
     np.testing.assert_allclose(st.q[:, 0, 0, best], tab[0, best] / 0.1, rtol=1e-3)
+
+
+@pytest.mark.parametrize(("m", "memory"), [(15, 1), (3, 2)])
+def test_torch_path_equals_numba_kernel(m: int, memory: int) -> None:
+    from abm_markets.learn.tabular_torch import run_q_learning_torch
+
+    tab = profit_table(np.linspace(1.4, 2.0, m), BASE)
+    # fast decay and a short window: sessions converge at different periods, so freezing is exercised
+    kw = dict(m=m, memory=memory, n_sessions=4, alpha=0.5, beta=5e-3, delta=0.5, conv_window=200, max_periods=3_000)
+    a = run_q_learning(tab, seed=9, **kw)
+    b = run_q_learning_torch(tab, seed=9, check_every=64, **kw)
+    assert a.done.any() and len(set(a.t.tolist())) > 1  # sessions stop at different periods
+    for name in ("q", "greedy", "s", "t", "eps", "stable", "done", "rng"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)

@@ -25,6 +25,8 @@ splitmix64 random stream seeded from the run seed and its index
 number of sessions or chunking. :func:`run_session_reference` is the same
 algorithm written as a plain one-session Python loop; it must give identical
 numbers (tested) and is the baseline of ``benchmarks/calvano_baseline.py``.
+:func:`abm_markets.learn.tabular_torch.run_q_learning_torch` is a third, batched
+torch version for CUDA devices, also bit-identical on CPU (tested).
 
 Shapes: ``B`` sessions, ``n`` agents, ``S`` states, ``m`` actions, ``P = m**n``
 action profiles. Profit tables are ``(n, P)`` with profile index

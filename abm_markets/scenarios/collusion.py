@@ -45,6 +45,12 @@ class CalvanoScenarioConfig(Config):
     conv_window: int = param(100_000, "Periods of unchanged greedy strategies that count as convergence.", ge=1)
     max_periods: int = param(1_000_000_000, "Cap on periods per session.", ge=1)
     chunk: int = param(250_000, "Periods per parallel kernel call (progress granularity only).", ge=1)
+    backend: str = param(
+        "numba",
+        "numba: compiled kernel, sessions in parallel on the CPU cores; torch: batched tensors on --device "
+        "(bit-identical results, for GPUs; much slower on CPU).",
+        choices=("numba", "torch"),
+    )
     impulse_periods: int = param(15, "Periods recorded after the forced deviation.", ge=1)
     heatmap_alphas: tuple[float, ...] = param(
         (0.05, 0.1, 0.15, 0.2, 0.25), "Learning rates of the Delta heatmap (empty: no heatmap).", gt=0.0, le=1.0
@@ -108,8 +114,8 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 eps_max=float(st.eps.max()),
             )
 
-        state = tq.run_q_learning(
-            table, n_sessions=cfg.n_sessions, alpha=cfg.alpha, beta=cfg.beta, seed=ctx.seed,
+        state = _learn(
+            cfg, ctx, table, n_sessions=cfg.n_sessions, alpha=cfg.alpha, beta=cfg.beta, seed=ctx.seed,
             chunk=cfg.chunk, on_chunk=on_chunk, **learn,
         )  # fmt: skip
     learn_s = time.perf_counter() - t0
@@ -210,8 +216,8 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 bar.update(int(st.done.sum()) - bar.n)
                 ctx.log_metrics(phase="heatmap", period=int(st.t.max()), converged_share=float(st.done.mean()))
 
-            hs = tq.run_q_learning(
-                table, n_sessions=len(alpha_vec), alpha=alpha_vec, beta=beta_vec, seed=ctx.seed,
+            hs = _learn(
+                cfg, ctx, table, n_sessions=len(alpha_vec), alpha=alpha_vec, beta=beta_vec, seed=ctx.seed,
                 seed_offset=10_000_000, chunk=cfg.chunk, on_chunk=on_heat, **learn,
             )  # fmt: skip
         hcyc = tq.greedy_cycle(hs.greedy, hs.s, table, m, cfg.memory)
@@ -241,6 +247,21 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
     _plots(ctx, gain, impulse, heat, p_n, p_m, summary)
     return summary
+
+
+def _learn(cfg: CalvanoScenarioConfig, ctx: RunContext, table: Any, **kw: Any) -> Any:
+    """Run sessions with the configured backend (numba kernel, or torch on the run's device)."""
+    if cfg.backend == "torch":
+        from abm_markets.learn.tabular_torch import run_q_learning_torch
+
+        on_chunk = kw.pop("on_chunk")
+        kw.pop("chunk")
+        state = run_q_learning_torch(table, device=ctx.device, **kw)
+        on_chunk(state)
+        return state
+    from abm_markets.learn.tabular import run_q_learning
+
+    return run_q_learning(table, **kw)
 
 
 def _plots(ctx: RunContext, gain: Any, impulse: Any, heat: Any, p_n: float, p_m: float, summary: dict) -> None:
