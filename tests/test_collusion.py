@@ -97,6 +97,7 @@ def test_monopolist_scenario_learns_grid_optimum(tmp_path: Path) -> None:
     s = json.loads((out / "summary.json").read_text())
     assert s["monopoly_price"] == pytest.approx(1.80198, abs=1e-5)  # analytic single-firm logit optimum
     assert s["share_at_grid_optimum"] == 1.0
+    assert (out / "metrics.parquet").exists() and (out / "plots" / "learned_prices.png").exists()
     assert abs(s["grid_optimal_price"] - s["monopoly_price"]) <= 0.3 * 2 * s["monopoly_price"] / 14 / 2
 
 

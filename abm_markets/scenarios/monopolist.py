@@ -5,7 +5,8 @@ exp(a_0/mu))`` at cost ``c``; it picks prices from a grid around the analytic
 monopoly price ``p* = c + mu (1 + W(exp((a - c - a_0)/mu - 1)))`` (solved
 numerically in :func:`abm_markets.solvers.pricing.joint_monopoly`). With memory 0
 the problem has one state, so Q-learning must end at the grid price with the
-highest profit. Writes ``sessions.parquet`` and the plot ``learned_prices``.
+highest profit. Writes ``sessions.parquet``, ``metrics.parquet`` (one row per session)
+and the plot ``learned_prices``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def run(cfg: MonopolistConfig, ctx: RunContext) -> dict[str, Any]:
         delta=cfg.delta, conv_window=cfg.conv_window, max_periods=cfg.max_periods, seed=ctx.seed,
     )  # fmt: skip
     learned = st.greedy[:, 0, 0]
+    for b in range(cfg.n_sessions):
+        ctx.log_metrics(session=b, price=float(grid[learned[b]]), periods=int(st.t[b]), converged=bool(st.done[b]))
     ctx.write_table(
         "sessions",
         pl.DataFrame(
