@@ -98,7 +98,9 @@ def test_monopolist_scenario_learns_grid_optimum(tmp_path: Path) -> None:
     assert s["monopoly_price"] == pytest.approx(1.80198, abs=1e-5)  # analytic single-firm logit optimum
     assert s["share_at_grid_optimum"] == 1.0
     assert (out / "metrics.parquet").exists() and (out / "plots" / "learned_prices.png").exists()
-    assert abs(s["grid_optimal_price"] - s["monopoly_price"]) <= 0.3 * 2 * s["monopoly_price"] / 14 / 2
+    assert abs(s["grid_optimal_price"] - s["monopoly_price"]) <= s["grid_step"] / 2
+    # Q starts at 0, so the initial greedy price is the lowest one (1.0), which is not optimal: learning moved it.
+    assert s["grid_optimal_price"] > 1.0 + s["grid_step"] / 2
 
 
 def test_bad_settings_are_rejected() -> None:

@@ -1,12 +1,14 @@
 """Scenario ``monopolist-q``: a Q-learning monopolist facing known logit demand (MarketsAI outline, example 1).
 
 One firm sells one good with logit demand ``q = exp((a - p)/mu) / (exp((a - p)/mu) +
-exp(a_0/mu))`` at cost ``c``; it picks prices from a grid around the analytic
-monopoly price ``p* = c + mu (1 + W(exp((a - c - a_0)/mu - 1)))`` (solved
-numerically in :func:`abm_markets.solvers.pricing.joint_monopoly`). With memory 0
-the problem has one state, so Q-learning must end at the grid price with the
-highest profit. Writes ``sessions.parquet``, ``metrics.parquet`` (one row per session)
-and the plot ``learned_prices``.
+exp(a_0/mu))`` at cost ``c``; it picks prices from a fixed grid (default 15 points
+on [1, 2.5], which does not contain the optimum). The analytic monopoly price is
+``p* = c + mu (1 + W(exp((a - c - a_0)/mu - 1)))`` (solved numerically in
+:func:`abm_markets.solvers.pricing.joint_monopoly`). With memory 0 the problem has
+one state, so Q-learning started from an uninformative ``Q = 0`` must end at the
+grid price with the highest profit, within half a grid step of ``p*``. Writes
+``sessions.parquet``, ``metrics.parquet`` (one row per session) and the plot
+``learned_prices``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 from typing import Any
 
 from abm_markets.config import Config, param
+from abm_markets.errors import ConfigError
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
 
@@ -25,9 +28,9 @@ class MonopolistConfig(Config):
 
     n_sessions: int = param(100, "Independent sessions.", ge=1)
     grid_size: int = param(15, "Price grid points.", ge=2)
-    grid_span: float = param(
-        0.3, "Grid covers p* (1 - span) to p* (1 + span) around the analytic price.", gt=0.0, lt=1.0
-    )
+    price_min: float = param(1.0, "Lowest grid price.", ge=0.0)
+    price_max: float = param(2.5, "Highest grid price.", gt=0.0)
+    q_init: float = param(0.0, "Initial Q value of every price (uninformative).")
     alpha: float = param(0.1, "Learning rate.", gt=0.0, le=1.0)
     beta: float = param(1e-4, "Exploration decay: eps_t = exp(-beta t).", gt=0.0)
     delta: float = param(0.9, "Discount factor.", ge=0.0, lt=1.0)
@@ -37,6 +40,10 @@ class MonopolistConfig(Config):
     mu: float = param(0.25, "Logit differentiation mu.", gt=0.0)
     conv_window: int = param(10_000, "Periods of unchanged greedy price that count as convergence.", ge=1)
     max_periods: int = param(2_000_000, "Cap on periods per session.", ge=1)
+
+    def validate(self) -> None:
+        if not self.price_min < self.price_max:
+            raise ConfigError(f"MonopolistConfig: price_min = {self.price_min} must be < price_max = {self.price_max}")
 
 
 @register(
@@ -57,12 +64,13 @@ def run(cfg: MonopolistConfig, ctx: RunContext) -> dict[str, Any]:
 
     market = pricing.LogitMarket(n_firms=1, a=(cfg.a,), a0=cfg.a0, c=(cfg.cost,), mu=cfg.mu)
     p_star = float(pricing.joint_monopoly(market)[0])
-    grid = np.linspace(p_star * (1 - cfg.grid_span), p_star * (1 + cfg.grid_span), cfg.grid_size)
+    grid = np.linspace(cfg.price_min, cfg.price_max, cfg.grid_size)
     table = pricing.profit_table(grid, market)
     best = int(np.argmax(table[0]))
     st = tq.run_q_learning(
         table, m=cfg.grid_size, memory=0, n_sessions=cfg.n_sessions, alpha=cfg.alpha, beta=cfg.beta,
         delta=cfg.delta, conv_window=cfg.conv_window, max_periods=cfg.max_periods, seed=ctx.seed,
+        q0=np.full((1, 1, cfg.grid_size), cfg.q_init),
     )  # fmt: skip
     learned = st.greedy[:, 0, 0]
     for b in range(cfg.n_sessions):
@@ -90,6 +98,7 @@ def run(cfg: MonopolistConfig, ctx: RunContext) -> dict[str, Any]:
         "learned_price_mean": float(grid[learned].mean()),
         "share_at_grid_optimum": float((learned == best).mean()),
         "abs_gap_to_analytic_mean": float(np.abs(grid[learned] - p_star).mean()),
+        "grid_step": float(grid[1] - grid[0]),
         "converged_share": float(st.done.mean()),
         "periods_to_converge_mean": float(st.t.mean()),
     }
