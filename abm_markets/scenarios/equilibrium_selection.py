@@ -175,7 +175,23 @@ def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
             "periods_mean": float(d["periods"].mean()),
         }
         ctx.log_metrics(kind=kind, beta=beta, **per[f"{kind}|beta={beta:g}"])
+    mid = eq["mid"]
+    lo1, lo2 = pl.col("belief_effort_1") < mid - 1e-9, pl.col("belief_effort_2") < mid - 1e-9
+    hi1, hi2 = pl.col("belief_effort_1") > mid + 1e-9, pl.col("belief_effort_2") > mid + 1e-9
+    region = (
+        pl.when(lo1 & lo2)
+        .then(pl.lit("both_low"))
+        .when(hi1 & hi2)
+        .then(pl.lit("both_high"))
+        .when((lo1 & hi2) | (hi1 & lo2))
+        .then(pl.lit("miscoordinated"))
+        .otherwise(pl.lit("a_belief_at_mid"))
+    )
+    by_region: dict[str, Any] = {}
+    for (kind, reg), d in table.with_columns(region.alias("region")).group_by(["kind", "region"], maintain_order=True):
+        by_region[f"{kind}|{reg}"] = {n: float((d["selected"] == n).mean()) for n in ("low", "mid", "high")}
     summary = {
+        "by_kind_belief_region": by_region,
         "equilibria": {n: {"effort": e, "payoff": 0.5 * e * e} for n, e in eq.items()},
         "grid_equilibria": [(float(grid[a]), float(grid[b])) for a, b in grid_ne],
         "predicted_share_high": float((table["predicted"] == "high").mean()),
