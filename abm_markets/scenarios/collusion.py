@@ -122,8 +122,8 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
     cyc = tq.greedy_cycle(state.greedy, state.s, table, m, cfg.memory)
     gain = pricing.profit_gain(cyc["profit"].mean(axis=1), pi_n, pi_m)
-    price_idx = cyc["actions"]  # mean action index on the cycle
-    mean_price = np.interp(price_idx, np.arange(m), grid)
+    # mean price on the cycle: the grid is equally spaced, so it is the price at the mean action index
+    mean_price = np.interp(cyc["actions"], np.arange(m), grid)
     sessions = pl.DataFrame(
         {
             "session": np.arange(cfg.n_sessions),
