@@ -16,7 +16,7 @@ from abm_markets.cli import main
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.runs import atomic_write_bytes
 
-SMALL = ["--set", "n_economies=16", "--set", "periods=60", "--set", "burn_in=10", "--set", "vfi_grid=60", "--no-progress"]
+SMALL = ["--set", "learner=dp", "--set", "n_economies=16", "--set", "periods=60", "--set", "burn_in=10", "--set", "vfi_grid=60", "--no-progress"]
 
 
 def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -117,7 +117,7 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
 
 def test_preset_file(tmp_path: Path) -> None:
     preset = tmp_path / "p.toml"
-    preset.write_text('scenario = "investment-planner"\nseed = 4\n[settings]\nn_economies = 8\nperiods = 30\nburn_in = 5\nvfi_grid = 50\n')
+    preset.write_text('scenario = "investment-planner"\nseed = 4\n[settings]\nlearner = \"dp\"\nn_economies = 8\nperiods = 30\nburn_in = 5\nvfi_grid = 50\n')
     out = tmp_path / "run"
     assert main(["run", str(preset), "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["seed"] == 4
