@@ -126,8 +126,10 @@ def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     sl = slice(burn, burn + cfg.euler_periods)
     eargs = (ks.a_grid, ks.e, ks.P_e, ks.z, ks.P_z)
     tail = (cfg.beta, cfg.sigma, cfg.alpha, cfg.delta)
-    ee_srl = euler_errors(srl_fn, *eargs, K_srl[sl], ks.z_idx[sl], dists_srl[sl], *tail)
-    ee_ks = euler_errors(ks_fn, *eargs, ks.K_path[sl], ks.z_idx[sl], dists_ks[sl], *tail)
+    ee_srl = euler_errors(srl_fn, *eargs, K_srl[sl], ks.z_idx[sl], dists_srl[sl], *tail, detail=True)
+    ee_ks = euler_errors(ks_fn, *eargs, ks.K_path[sl], ks.z_idx[sl], dists_ks[sl], *tail, detail=True)
+    detail = {n: (ee.pop("per_period_mean_log10"), ee.pop("by_asset_mean_log10")) for n, ee in (("SRL", ee_srl),
+              ("KS algorithm", ee_ks))}  # fmt: skip
 
     # 4. finite agents (Mesa) under the SRL policy on the same path
     agents: dict[str, Any] = {}
@@ -201,15 +203,27 @@ def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         **agents,
         "wall_s": time.perf_counter() - t_start,
     }
-    _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa if agents else None)
+    _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa if agents else None, detail)
     return summary
 
 
-def _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa) -> None:
+def _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa, euler) -> None:
     import numpy as np
     import torch
 
     plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, (per_t, by_a) in euler.items():
+        ax[0].plot(np.arange(len(per_t)) + cfg.ks_burn, per_t, lw=0.9, label=name)
+        m = ks.a_grid.numpy() <= 30
+        ax[1].plot(ks.a_grid.numpy()[m], by_a.numpy()[m], lw=0.9, label=name)
+    ax[0].set(xlabel="t", ylabel="log10 |Euler error| (mass-weighted)", title="Euler errors along the common path")
+    ax[1].set(xlabel="assets a", ylabel="log10 |Euler error|", title="Euler errors by wealth (unconstrained)")
+    for a in ax:
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    ctx.save_figure("ks_euler", fig)
+
     a = ks.a_grid.numpy()
     zi = cfg.n_z // 2
     K0 = torch.tensor(ks.stationary_K, dtype=torch.float64)
@@ -432,7 +446,10 @@ def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc) -> None:
     iR = int(torch.argmin((model.R_grid.double().cpu() - cfg.R_ss).abs()))
     for mi in range(cfg.n_m):
         ax[0].plot(
-            model.w_grid.cpu(), 1e4 * Pi_tab[mi, iR], marker=".", label=f"m = {float(model.m64[mi]) * 1e4:+.0f} bp"
+            model.w_grid.cpu().numpy(),
+            (1e4 * Pi_tab[mi, iR]).numpy(),
+            marker=".",
+            label=f"m = {float(model.m64[mi]) * 1e4:+.0f} bp",
         )
     ax[0].set(
         xlabel="wage w (= real marginal cost)",
@@ -443,7 +460,7 @@ def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc) -> None:
     share = torch.sigmoid(params["savings_logit"].double().cpu())
     jw = int(torch.argmin((model.w_grid.double().cpu() - model.m_star).abs()))
     x = model._grid_cash(cfg.firm_scale * params["inflation"]).double().cpu()
-    bprime = (share * x)[cfg.n_m // 2, iR, jw]
+    bprime = (share * x)[cfg.n_m // 2, iR, jw].clamp(max=cfg.b_max).numpy()
     b = model.b64.numpy()
     keep = b <= 25
     for k in range(cfg.n_e):

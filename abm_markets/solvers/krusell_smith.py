@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -387,7 +387,9 @@ def euler_errors(
     sigma: float,
     alpha: float,
     delta: float,
-) -> dict[str, float]:
+    *,
+    detail: bool = False,
+) -> dict[str, Any]:
     """Euler-equation errors of a savings policy along a simulated path.
 
     For each period ``t`` and grid state ``(a, e)`` with ``a'(a, e) > 0`` (unconstrained),
@@ -405,13 +407,18 @@ def euler_errors(
             at tomorrow's K for every ``z'``.
         dists: Distribution path ``(T, n_a, n_e)``.
 
+        detail: Also return ``per_period_mean_log10`` (list, one per period) and
+            ``by_asset_mean_log10`` (``(n_a,)``, mass-weighted over periods and ``e``).
+
     Returns:
-        ``{"euler_mean_log10", "euler_max_log10", "euler_p99_log10"}``.
+        ``{"euler_mean_log10", "euler_max_log10", "euler_p99_log10"}`` (+ details).
     """
     T = K_path.shape[0]
     n_a, n_e = a_grid.shape[0], e.shape[0]
     knots = a_grid.expand(n_e, -1)
-    errs, weights = [], []
+    errs, weights, per_period = [], [], []
+    by_asset_num = torch.zeros(n_a, dtype=DTYPE)
+    by_asset_den = torch.zeros(n_a, dtype=DTYPE)
     for t in range(T - 1):
         K, Kn = K_path[t], K_path[t + 1]
         r, w, _ = firm(K, z[z_idx[t]], alpha, delta)
@@ -431,14 +438,24 @@ def euler_errors(
         mask = (ap > a_grid[0] + 1e-9) & (dists[t] > 1e-8)
         errs.append(err[mask])
         weights.append(dists[t][mask])
+        lg_t = torch.log10(err)
+        wt_t = torch.where(mask, dists[t], torch.zeros_like(dists[t]))
+        per_period.append(float((lg_t * wt_t).sum() / wt_t.sum().clamp_min(1e-300)))
+        by_asset_num += (lg_t * wt_t).sum(1)
+        by_asset_den += wt_t.sum(1)
     err = torch.cat(errs)
     wgt = torch.cat(weights)
     lg = torch.log10(err)
     order = torch.argsort(lg)
     cw = torch.cumsum(wgt[order], 0) / wgt.sum()
     p99 = lg[order][int(torch.searchsorted(cw, torch.tensor(0.99, dtype=DTYPE)).clamp(max=len(lg) - 1))]
-    return {
+    out: dict[str, Any] = {
         "euler_mean_log10": float((lg * wgt).sum() / wgt.sum()),
         "euler_max_log10": float(lg.max()),
         "euler_p99_log10": float(p99),
     }
+    if detail:
+        out["per_period_mean_log10"] = per_period
+        nan = torch.full_like(by_asset_den, float("nan"))
+        out["by_asset_mean_log10"] = torch.where(by_asset_den > 0, by_asset_num / by_asset_den.clamp_min(1e-300), nan)
+    return out
