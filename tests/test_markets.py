@@ -205,3 +205,14 @@ def test_bilateral_trades_only_along_edges() -> None:
     deg = net.access.sum(-1, keepdim=True).double()
     expected = net.access.double() / deg
     assert torch.allclose(many, expected, atol=0.02)
+
+
+def test_walrasian_excess_capacity_prices_at_highest_served_price() -> None:
+    """Deciding sellers with more capacity than buyers' quantity caps: price min_i b_i/q_i, excess unsold."""
+    b = torch.tensor([[[4.0], [3.0]]], dtype=DT)
+    q = torch.tensor([[[1.0], [2.0]]], dtype=DT)
+    offers = Offers(phi=1.0, price=torch.tensor([[[1.0]]], dtype=DT), capacity=torch.tensor([[[10.0]]], dtype=DT))
+    tr = WalrasianMarket().clear(Orders(b, q), offers)
+    assert float(tr.price[0, 0, 0]) == 1.5  # min(4/1, 3/2)
+    assert tr.bought[0, :, 0].tolist() == [1.0, 2.0]
+    assert float(tr.unsold[0, 0, 0]) == 7.0

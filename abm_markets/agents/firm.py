@@ -178,6 +178,11 @@ class CapitalFirm(mesa.Agent):
             else:
                 hi = max(total_budget / max(total_cap, 1e-300), 2 * PRICE_FLOOR)
                 price = _bisect_decreasing(lambda p: demand_at(p) - total_cap, PRICE_FLOOR, hi)
+                # excess capacity at any price: highest price that still serves every quantity cap
+                sum_q = sum(q for b, q in zip(budgets, quants, strict=True) if b > 0)
+                served = [b / q for b, q in zip(budgets, quants, strict=True) if b > 0 and q > 0]
+                if served and sum_q <= total_cap:
+                    price = min(served)
             ok = total_cap > 0 and total_budget > 0
             price = max(price if ok else PRICE_FLOOR, PRICE_FLOOR)
             bought = [_demand(b, q, price) if ok else 0.0 for b, q in zip(budgets, quants, strict=True)]

@@ -16,7 +16,9 @@ class WalrasianMarket:
     (``q = inf``) it has the closed form ``p_j = sqrt(phi * sum_i b_ij / M)``.
     Deciding sellers offer fixed capacities ``c_jm``; the price solves
     ``sum_i d_ij(p) = sum_m c_jm`` (closed form ``sum_i b_ij / sum_m c_jm``) and
-    sales are shared in proportion to capacity. Otherwise the price is found by
+    sales are shared in proportion to capacity; if capacity exceeds all that buyers would
+    take at any price, the price is the highest one at which every quantity cap is served,
+    ``min_i b_ij / q_ij``, and the excess stays unsold. Otherwise the price is found by
     safeguarded bisection in log price (demand is decreasing in ``p``).
     """
 
@@ -50,8 +52,7 @@ class WalrasianMarket:
             if spend_only:
                 price = total_budget / total_cap.clamp_min(1e-300)
             else:
-                # demand(p) falls from sum q (p -> 0) to 0; the clearing price where demand = capacity,
-                # or the price at which all demand is just served when capacity exceeds sum q.
+                # demand(p) falls from sum q (p -> 0) to 0; the clearing price where demand = capacity
                 hi = (total_budget / total_cap.clamp_min(1e-300)).clamp_min(2 * PRICE_FLOOR)
                 lo = torch.full_like(hi, PRICE_FLOOR)
 
@@ -59,6 +60,13 @@ class WalrasianMarket:
                     return demand(orders, p.unsqueeze(-2)).sum(-2) - total_cap
 
                 price = bisect_decreasing(excess, lo, hi)
+                # capacity exceeds everything buyers would take even at a zero price: no price clears, and the
+                # market settles at the highest price at which every buyer's quantity cap is still served,
+                # min_i b_ij / q_ij (excess supply stays unsold)
+                active = (b > 0) & (q > 0)
+                sum_q = torch.where(b > 0, q, 0.0).sum(-2)
+                served = torch.where(active, b / q.clamp_min(1e-300), torch.inf).amin(-2)
+                price = torch.where((sum_q <= total_cap) & torch.isfinite(served), served, price)
             trade_ok = (total_cap > 0) & (total_budget > 0)
             price = torch.where(trade_ok, price, PRICE_FLOOR).clamp_min(PRICE_FLOOR)
             bought = torch.where(trade_ok.unsqueeze(-2), demand(orders, price.unsqueeze(-2)), 0.0)
