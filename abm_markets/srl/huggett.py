@@ -66,7 +66,12 @@ class HuggettConfig(Config):
     borrowing_limit: float = param(-1.0, "Borrowing limit b_lim (bonds >= b_lim).")
     asset_max: float = param(50.0, "Top of the asset grid.")
     n_assets: int = param(200, "Asset grid points.", ge=3)
-    grid_power: float = param(2.0, "Asset grid spacing b_lim + (max - b_lim) u^power (dense near b_lim).", ge=1.0)
+    grid_power: float = param(
+        1.0,
+        "Asset grid spacing b_lim + (max - b_lim) u^power; 1 = evenly spaced (a denser grid near b_lim makes the"
+        " learned table noisy there: cells with little mass and nearly flat objective)",
+        ge=1.0,
+    )
     bond_supply: float = param(0.0, "Net bond supply B (general equilibrium).")
     r_min: float = param(0.01, "Lowest net rate of the price grid (general equilibrium).")
     r_max: float = param(0.06, "Highest net rate of the price grid (general equilibrium).")

@@ -124,7 +124,7 @@ class SRLConfig(Config):
     """Settings of the SRL solver (not of the economy)."""
 
     n_paths: int = param(32, "Number N of simulated equilibrium paths per epoch (batch).", ge=1)
-    horizon: int = param(120, "Periods T per path and epoch (objective truncated at T).", ge=2)
+    horizon: int = param(80, "Periods T per path and epoch (objective truncated at T).", ge=2)
     max_epochs: int = param(1500, "Maximum number of gradient epochs.", ge=1)
     min_epochs: int = param(100, "No convergence is declared before this epoch.", ge=0)
     lr: float = param(0.05, "Initial Adam learning rate (tables are in logit units).", gt=0.0)
@@ -132,6 +132,11 @@ class SRLConfig(Config):
     lr_min: float = param(1e-4, "Floor of the decayed learning rate.", gt=0.0)
     adam_beta1: float = param(0.9, "Adam first-moment decay.", ge=0.0, lt=1.0)
     adam_beta2: float = param(0.999, "Adam second-moment decay.", ge=0.0, lt=1.0)
+    adam_eps: float = param(
+        1e-8,
+        "Adam epsilon: table entries whose gradient stays well below it (states with almost no mass) barely move.",
+        gt=0.0,
+    )
     clip_norm: float | None = param(1.0, "Clip each group's gradient to this global L2 norm (None: off).", gt=0.0)
     warmup_epochs: int = param(50, "Epochs whose paths start from fixed/random initial distributions.", ge=0)
     warmup_init: str = param("random", "Initial distributions during warm-up.", choices=("fixed", "random"))
@@ -145,7 +150,7 @@ class SRLConfig(Config):
     tol_quantile: float = param(0.99, "Quantile of |policy update| used as the robust norm.", gt=0.0, le=1.0)
     patience: int = param(5, "Consecutive epochs below tol required to declare convergence.", ge=1)
     tail: int = param(
-        40,
+        30,
         "Last periods of each rollout simulated with the policy detached: their rewards still count for earlier"
         " decisions, but their own (truncation-myopic) decisions get no gradient.",
         ge=0,
@@ -553,6 +558,7 @@ def solve(
         [{"params": [tables[n] for n in names], "name": g} for g, names in groups.items()],
         lr=cfg.lr,
         betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
     )
     P = model.agg_transition.to(device=device, dtype=dtype)
     N, T = cfg.n_paths, cfg.horizon
