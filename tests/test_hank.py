@@ -108,7 +108,7 @@ def test_hank_srl_scenario_smoke(tmp_path):
         "hank-srl",
         overrides={
             **SMALL, "max_epochs": 3, "min_epochs": 0, "warmup_epochs": 1, "horizon": 20, "tail": 5, "n_paths": 4,
-            "eval_paths": 2, "eval_periods": 10, "eval_burn_in": 5, "irf_periods": 5, "irf_burn_in": 5,
+            "eval_paths": 2, "eval_periods": 10, "eval_burn_in": 5, "irf_periods": 5, "irf_burn_in": 5, "irf_paths": 8,
             "pc_periods": 5,
         },
         out=tmp_path / "run",
