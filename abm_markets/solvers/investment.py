@@ -53,6 +53,7 @@ from scipy.sparse import linalg as sparse_linalg
 from torch import Tensor
 
 from abm_markets.engine.config import InvestmentConfig
+from abm_markets.engine.shocks import persistent_chain
 from abm_markets.errors import ConfigError
 
 _DTYPE = torch.float64
@@ -79,13 +80,8 @@ __all__ = [
 
 
 def _persistent(values: tuple[float, ...], persistence: float) -> tuple[Tensor, Tensor]:
-    n = len(values)
-    vals = torch.tensor(values, dtype=_DTYPE)
-    if n == 1:
-        return vals, torch.ones((1, 1), dtype=_DTYPE)
-    p = torch.full((n, n), (1.0 - persistence) / (n - 1), dtype=_DTYPE)
-    p.fill_diagonal_(persistence)
-    return vals, p
+    chain = persistent_chain(values, persistence)  # the engine's chain: one definition of the shock process
+    return chain.values.to(_DTYPE), chain.transition.to(_DTYPE)
 
 
 def tfp_chain(cfg: InvestmentConfig) -> tuple[Tensor, Tensor]:
