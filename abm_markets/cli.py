@@ -61,7 +61,9 @@ def _build_parser() -> _Parser:
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/NAME-TIME-sSEED)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    run.add_argument("--resume", type=Path, default=None, metavar="DIR", help="resume the run in DIR from its last checkpoint")
+    run.add_argument(
+        "--resume", type=Path, default=None, metavar="DIR", help="resume the run in DIR from its last checkpoint"
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sw = sub.add_parser("sweep", help="run a scenario over seeds and a parameter grid as Ray tasks")
     sw.add_argument("name", help="scenario name or preset file")
@@ -145,8 +147,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     resolve_device(args.device)
     index = run_sweep(
-        args.name, seeds=seeds, grid=grid, sets=_parse_sets(args.sets), out=args.out, device=args.device,
-        address=args.address, num_cpus=args.num_cpus,
+        args.name,
+        seeds=seeds,
+        grid=grid,
+        sets=_parse_sets(args.sets),
+        out=args.out,
+        device=args.device,
+        address=args.address,
+        num_cpus=args.num_cpus,
     )
     print(f"{index.height} runs; index: {args.out / 'index.parquet'}")
     return 0

@@ -39,10 +39,13 @@ def load_preset(path: Path) -> Preset:
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"preset {str(path)!r} is not valid TOML: {e}") from None
     if not isinstance(data.get("scenario"), str):
-        raise UserError(f"preset {str(path)!r} needs a top-level key scenario = \"NAME\"")
+        raise UserError(f'preset {str(path)!r} needs a top-level key scenario = "NAME"')
     extra = set(data) - {"scenario", "settings", "seed", "description"}
     if extra:
-        raise UserError(f"preset {str(path)!r} has unknown top-level keys {sorted(extra)}; valid: scenario, seed, settings, description")
+        raise UserError(
+            f"preset {str(path)!r} has unknown top-level keys {sorted(extra)}; "
+            "valid: scenario, seed, settings, description"
+        )
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise UserError(f"preset {str(path)!r}: seed = {seed!r} is invalid; expected an int >= 0")
@@ -86,7 +89,9 @@ def run_scenario(
         if not (out / "config.toml").exists():
             raise UserError(f"--resume: {str(out)!r} is not a run directory (no config.toml)")
     elif out.exists() and any(out.iterdir()):
-        raise UserError(f"run directory {str(out)!r} exists and is not empty; pass --resume to continue it or another --out")
+        raise UserError(
+            f"run directory {str(out)!r} exists and is not empty; pass --resume to continue it or another --out"
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(out=out, seed=seed, device=dev, resume=resume, progress_enabled=progress)
@@ -94,7 +99,9 @@ def run_scenario(
         out / "config.toml",
         {"run": {"scenario": scen.name, "seed": seed, "device": str(dev)}, "scenario": cfg.to_dict()},
     )
-    write_manifest(out, scenario=scen.name, config_hash=cfg.config_hash(), seed=seed, device=dev, wall_s=None, status="running")
+    write_manifest(
+        out, scenario=scen.name, config_hash=cfg.config_hash(), seed=seed, device=dev, wall_s=None, status="running"
+    )
     torch.manual_seed(seed)  # belt and braces: scenarios use explicit generators from ctx
     t0 = time.perf_counter()
     summary = scen.run(cfg, ctx)
@@ -102,5 +109,7 @@ def run_scenario(
     ctx.flush_metrics()
     summary = {"scenario": scen.name, "seed": seed, **summary, "wall_s": summary.get("wall_s", wall)}
     atomic_write_json(out / "summary.json", summary)
-    write_manifest(out, scenario=scen.name, config_hash=cfg.config_hash(), seed=seed, device=dev, wall_s=wall, status="complete")
+    write_manifest(
+        out, scenario=scen.name, config_hash=cfg.config_hash(), seed=seed, device=dev, wall_s=wall, status="complete"
+    )
     return out

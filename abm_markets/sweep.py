@@ -56,7 +56,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
     return grid
 
 
-def plan(name: str, grid: Mapping[str, list[str]], sets: Mapping[str, str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+def plan(
+    name: str, grid: Mapping[str, list[str]], sets: Mapping[str, str], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
     """Every (grid point, seed) as a task description; all configs validated before anything runs."""
     keys = list(grid)
     tasks = []
@@ -65,7 +67,9 @@ def plan(name: str, grid: Mapping[str, list[str]], sets: Mapping[str, str], seed
         _, cfg, _ = resolve(name, overrides)  # raises UserError on a bad key or value
         for seed in seeds:
             tag = "-".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True)) or "base"
-            tasks.append({"overrides": overrides, "seed": seed, "tag": f"{tag}-s{seed}", "config_hash": cfg.config_hash()})
+            tasks.append(
+                {"overrides": overrides, "seed": seed, "tag": f"{tag}-s{seed}", "config_hash": cfg.config_hash()}
+            )
     return tasks
 
 
@@ -82,8 +86,14 @@ def _run_one(name: str, task: dict[str, Any], out: str, device: str) -> dict[str
         run_scenario(name, overrides=task["overrides"], seed=task["seed"], out=run_dir, device=device, progress=False)
     summary = json.loads(summary_path.read_text())
     scalars = {f"summary.{k}": v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"tag": task["tag"], "seed": task["seed"], "run_dir": str(run_dir), "config_hash": task["config_hash"],
-            **{f"set.{k}": str(v) for k, v in task["overrides"].items()}, **scalars}
+    return {
+        "tag": task["tag"],
+        "seed": task["seed"],
+        "run_dir": str(run_dir),
+        "config_hash": task["config_hash"],
+        **{f"set.{k}": str(v) for k, v in task["overrides"].items()},
+        **scalars,
+    }
 
 
 def run_sweep(

@@ -14,6 +14,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", os.environ.get("NUMBA_NUM_THREADS", "
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import torch  # noqa: E402 - after the thread settings
+import torch
 
 torch.set_num_threads(1)

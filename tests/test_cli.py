@@ -16,7 +16,19 @@ from abm_markets.cli import main
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.runs import atomic_write_bytes
 
-SMALL = ["--set", "learner=dp", "--set", "n_economies=16", "--set", "periods=60", "--set", "burn_in=10", "--set", "vfi_grid=60", "--no-progress"]
+SMALL = [
+    "--set",
+    "learner=dp",
+    "--set",
+    "n_economies=16",
+    "--set",
+    "periods=60",
+    "--set",
+    "burn_in=10",
+    "--set",
+    "vfi_grid=60",
+    "--no-progress",
+]
 
 
 def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -72,14 +84,23 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_steady_state_json_matches_closed_form(capsys: pytest.CaptureFixture[str]) -> None:
     for form in ("planner", "market"):
-        assert main(["steady-state", "investment", "--set", f"formulation={form}", "--set", "n_households=4", "--json"]) == 0
+        assert (
+            main(["steady-state", "investment", "--set", f"formulation={form}", "--set", "n_households=4", "--json"])
+            == 0
+        )
         data = json.loads(capsys.readouterr().out)
         for key in ("capital", "price", "saving_share", "output", "consumption"):
             assert key in data
         cfg = InvestmentConfig(formulation=form, n_households=4)
-        k = (cfg.alpha * cfg.beta / (4 * cfg.phi * cfg.delta * (1 - cfg.beta * (1 - cfg.delta)))) ** (1 / (2 - cfg.alpha))
+        k = (cfg.alpha * cfg.beta / (4 * cfg.phi * cfg.delta * (1 - cfg.beta * (1 - cfg.delta)))) ** (
+            1 / (2 - cfg.alpha)
+        )
         capital = data["capital"]
-        flat = capital if isinstance(capital, float) else [x for row in capital for x in (row if isinstance(row, list) else [row])]
+        flat = (
+            capital
+            if isinstance(capital, float)
+            else [x for row in capital for x in (row if isinstance(row, list) else [row])]
+        )
         for x in flat if isinstance(flat, list) else [flat]:
             assert x == pytest.approx(k, rel=1e-8)
 
@@ -117,7 +138,10 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
 
 def test_preset_file(tmp_path: Path) -> None:
     preset = tmp_path / "p.toml"
-    preset.write_text('scenario = "investment-planner"\nseed = 4\n[settings]\nlearner = \"dp\"\nn_economies = 8\nperiods = 30\nburn_in = 5\nvfi_grid = 50\n')
+    preset.write_text(
+        'scenario = "investment-planner"\nseed = 4\n[settings]\nlearner = "dp"\n'
+        "n_economies = 8\nperiods = 30\nburn_in = 5\nvfi_grid = 50\n"
+    )
     out = tmp_path / "run"
     assert main(["run", str(preset), "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["seed"] == 4

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from abm_markets.engine import InvestmentConfig, InvestmentEconomy, make_economy, shares_from_logits, steady_state_capital
+from abm_markets.engine import (
+    InvestmentConfig,
+    InvestmentEconomy,
+    make_economy,
+    shares_from_logits,
+    steady_state_capital,
+)
 from abm_markets.engine.economy import AgentGroup, EconomySpec, Good
 from abm_markets.engine.shocks import persistent_chain
 from abm_markets.errors import ConfigError, UserError
@@ -77,7 +83,9 @@ def test_market_accounting_and_firm_profit() -> None:
     r = out.spending.sum(1)
     assert torch.allclose(out.price, torch.sqrt(cfg.phi * r), rtol=1e-12)
     assert torch.allclose(out.investment, out.spending / out.price.unsqueeze(1), rtol=1e-12)
-    assert torch.allclose(out.profit[..., 0], out.price**2 / cfg.phi - 0.5 * cfg.phi * (out.price / cfg.phi) ** 2, rtol=1e-12)
+    assert torch.allclose(
+        out.profit[..., 0], out.price**2 / cfg.phi - 0.5 * cfg.phi * (out.price / cfg.phi) ** 2, rtol=1e-12
+    )
 
 
 def test_shares_are_projected_onto_the_simplex() -> None:
@@ -163,7 +171,9 @@ def test_float32_matches_float64() -> None:
 
 
 def test_observations_and_spec() -> None:
-    cfg = InvestmentConfig(n_households=3, n_capital_goods=2, household_obs=("own_capital", "all_tfp", "prices", "time"))
+    cfg = InvestmentConfig(
+        n_households=3, n_capital_goods=2, household_obs=("own_capital", "all_tfp", "prices", "time")
+    )
     eco = make_economy("InvestmentPlanner-v1", cfg)
     state = eco.initial_state(5, torch.Generator().manual_seed(0))
     obs = eco.observe(state)

@@ -100,7 +100,11 @@ def test_batch_equals_each_alone(case: dict) -> None:
         full = market.clear(case["orders"], offers, case["noise"])
         for i in range(case["orders"].budget.shape[0]):
             o, n, p, c = _slice_case(case, i)
-            off = offers if offers.competitive else Offers(phi=offers.phi, price=p, capacity=c, n_sellers=offers.n_sellers)
+            off = (
+                offers
+                if offers.competitive
+                else Offers(phi=offers.phi, price=p, capacity=c, n_sellers=offers.n_sellers)
+            )
             alone = market.clear(o, off, n)
             for field in ("price", "bought", "paid", "sold", "produced"):
                 a, b = getattr(full, field)[i : i + 1], getattr(alone, field)
@@ -138,12 +142,16 @@ def test_posted_price_rations_capacity_in_arrival_order() -> None:
     b = torch.tensor([[[3.0], [3.0], [3.0]]], dtype=DT)
     offers = Offers(phi=1.0, price=torch.tensor([[[1.0]]], dtype=DT), capacity=torch.tensor([[[5.0]]], dtype=DT))
     arrival = torch.tensor([[0.9, 0.1, 0.5]], dtype=DT)  # buyer 1, then 2, then 0
-    tr = PostedPriceMarket().clear(Orders(b, torch.full_like(b, math.inf)), offers, MarketNoise(arrival, torch.zeros(1, 3, 1, dtype=DT)))
+    tr = PostedPriceMarket().clear(
+        Orders(b, torch.full_like(b, math.inf)), offers, MarketNoise(arrival, torch.zeros(1, 3, 1, dtype=DT))
+    )
     assert tr.bought[0, :, 0].tolist() == [0.0, 3.0, 2.0]
     assert float(tr.unsold[0, 0, 0]) == 0.0
     # capacity left unsold when demand is short
     offers2 = Offers(phi=1.0, price=torch.tensor([[[2.0]]], dtype=DT), capacity=torch.tensor([[[5.0]]], dtype=DT))
-    tr2 = PostedPriceMarket().clear(Orders(b, torch.full_like(b, math.inf)), offers2, MarketNoise(arrival, torch.zeros(1, 3, 1, dtype=DT)))
+    tr2 = PostedPriceMarket().clear(
+        Orders(b, torch.full_like(b, math.inf)), offers2, MarketNoise(arrival, torch.zeros(1, 3, 1, dtype=DT))
+    )
     assert torch.allclose(tr2.unsold, torch.tensor([[[0.5]]], dtype=DT))
     assert math.isclose(float(tr2.profit(1.0)), 2.0 * 4.5 - 0.5 * 25.0)
 
@@ -151,9 +159,16 @@ def test_posted_price_rations_capacity_in_arrival_order() -> None:
 def test_posted_cheapest_seller_first() -> None:
     b = torch.tensor([[[6.0]]], dtype=DT)
     offers = Offers(
-        phi=1.0, price=torch.tensor([[[2.0, 1.0]]], dtype=DT), capacity=torch.tensor([[[10.0, 2.0]]], dtype=DT), n_sellers=2
+        phi=1.0,
+        price=torch.tensor([[[2.0, 1.0]]], dtype=DT),
+        capacity=torch.tensor([[[10.0, 2.0]]], dtype=DT),
+        n_sellers=2,
     )
-    tr = PostedPriceMarket().clear(Orders(b, torch.full_like(b, math.inf)), offers, MarketNoise(torch.zeros(1, 1, dtype=DT), torch.zeros(1, 1, 1, dtype=DT)))
+    tr = PostedPriceMarket().clear(
+        Orders(b, torch.full_like(b, math.inf)),
+        offers,
+        MarketNoise(torch.zeros(1, 1, dtype=DT), torch.zeros(1, 1, 1, dtype=DT)),
+    )
     # 2 units at price 1 from seller 1, then (6 - 2) / 2 = 2 units at price 2 from seller 0
     assert tr.sold[0, 0].tolist() == [2.0, 2.0]
     assert float(tr.bought.sum()) == 4.0
@@ -176,7 +191,9 @@ def test_bilateral_bargaining_rule(theta: float) -> None:
     """p_f = ((1 + theta)/2) phi Q_f; theta = 0 is average-cost pricing with zero profit."""
     b = torch.tensor([[[2.0], [1.0]]], dtype=DT)
     orders = Orders(b, torch.full_like(b, math.inf))
-    tr = BilateralMarket(Network.complete(2, 1, 1), theta).clear(orders, Offers(phi=0.8), MarketNoise(torch.zeros(1, 2, dtype=DT), torch.zeros(1, 2, 1, dtype=DT)))
+    tr = BilateralMarket(Network.complete(2, 1, 1), theta).clear(
+        orders, Offers(phi=0.8), MarketNoise(torch.zeros(1, 2, dtype=DT), torch.zeros(1, 2, 1, dtype=DT))
+    )
     q = float(tr.sold.sum())
     p = float(tr.price[0, 0, 0])
     assert math.isclose(p, 0.5 * (1 + theta) * 0.8 * q, rel_tol=1e-12)

@@ -13,8 +13,16 @@ from abm_markets.runner import run_scenario
 def test_mechanisms_converge_to_steady_state_without_shocks(tmp_path: Path) -> None:
     out = run_scenario(
         "investment-markets",
-        overrides={"tfp_values": "1.0", "n_households": "6", "n_economies": "4", "periods": "400", "burn_in": "350",
-                   "k_init_spread": "0.0", "network": "complete", "firms_per_good": "2"},
+        overrides={
+            "tfp_values": "1.0",
+            "n_households": "6",
+            "n_economies": "4",
+            "periods": "400",
+            "burn_in": "350",
+            "k_init_spread": "0.0",
+            "network": "complete",
+            "firms_per_good": "2",
+        },
         seed=1,
         out=tmp_path / "run",
         progress=False,
@@ -30,7 +38,7 @@ def test_mechanisms_converge_to_steady_state_without_shocks(tmp_path: Path) -> N
     assert -0.2 < mech["bilateral"]["capital_gap_to_steady_state"] < -5e-3
     # along the way the posted-price market leaves output unsold or demand rationed; Walrasian never does
     markets = pl.read_parquet(out / "markets.parquet")
-    unsold = markets.filter((pl.col("variable") == "unsold_share")).group_by("mechanism").agg(pl.col("value").max())
+    unsold = markets.filter(pl.col("variable") == "unsold_share").group_by("mechanism").agg(pl.col("value").max())
     by = dict(zip(unsold["mechanism"], unsold["value"], strict=True))
     assert by["walrasian"] == 0.0
     assert mech["posted"]["periods_to_90pct_of_steady_state"] >= mech["walrasian"]["periods_to_90pct_of_steady_state"]

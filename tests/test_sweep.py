@@ -16,9 +16,28 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 def test_sweep_runs_grid_and_seeds_on_ray(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    argv = ["sweep", "investment-markets", "--seeds", "0-1", "--grid", "bargaining_power=0.0,1.0",
-            "--set", "n_economies=2", "--set", "periods=40", "--set", "burn_in=20", "--set", "n_households=4",
-            "--set", "mechanisms=bilateral", "--out", str(out), "--num-cpus", "2"]
+    argv = [
+        "sweep",
+        "investment-markets",
+        "--seeds",
+        "0-1",
+        "--grid",
+        "bargaining_power=0.0,1.0",
+        "--set",
+        "n_economies=2",
+        "--set",
+        "periods=40",
+        "--set",
+        "burn_in=20",
+        "--set",
+        "n_households=4",
+        "--set",
+        "mechanisms=bilateral",
+        "--out",
+        str(out),
+        "--num-cpus",
+        "2",
+    ]
     assert main(argv) == 0
     index = pl.read_parquet(out / "index.parquet")
     assert index.height == 4

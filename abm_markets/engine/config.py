@@ -36,10 +36,15 @@ class InvestmentConfig(Config):
         (0.9, 1.1), "Idiosyncratic TFP states Z_i (Markov chain, one draw per household).", gt=0.0
     )
     tfp_persistence: float = param(
-        0.9, "Probability that idiosyncratic TFP stays in its state; moves uniformly to another otherwise.", ge=0.0, le=1.0
+        0.9,
+        "Probability that idiosyncratic TFP stays in its state; moves uniformly to another otherwise.",
+        ge=0.0,
+        le=1.0,
     )
     agg_tfp_values: tuple[float, ...] = param(
-        (1.0,), "Aggregate TFP states multiplying every household's TFP; (1.0,) switches the aggregate shock off.", gt=0.0
+        (1.0,),
+        "Aggregate TFP states multiplying every household's TFP; (1.0,) switches the aggregate shock off.",
+        gt=0.0,
     )
     agg_tfp_persistence: float = param(0.95, "Probability that aggregate TFP stays in its state.", ge=0.0, le=1.0)
     action: str = param(
@@ -80,7 +85,9 @@ class InvestmentConfig(Config):
         ge=0.0,
         le=1.0,
     )
-    k_init: float | None = param(None, "Initial capital per household and good; None = deterministic steady state.", gt=0.0)
+    k_init: float | None = param(
+        None, "Initial capital per household and good; None = deterministic steady state.", gt=0.0
+    )
     k_init_spread: float = param(
         0.0, "Initial capital drawn uniformly in k_init * [1 - spread, 1 + spread].", ge=0.0, lt=1.0
     )
@@ -99,7 +106,8 @@ class InvestmentConfig(Config):
         for block in self.household_obs:
             if block not in OBSERVATION_BLOCKS:
                 raise ConfigError(
-                    f"InvestmentConfig.household_obs contains {block!r}; expected blocks from {', '.join(OBSERVATION_BLOCKS)}"
+                    f"InvestmentConfig.household_obs contains {block!r}; "
+                    f"expected blocks from {', '.join(OBSERVATION_BLOCKS)}"
                 )
         if not self.household_obs:
             raise ConfigError("InvestmentConfig.household_obs = () is invalid; expected at least one block")

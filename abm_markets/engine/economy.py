@@ -75,11 +75,17 @@ class EconomySpec:
         producers = names | {"pool"}
         for good in self.goods:
             if good.producer not in producers:
-                raise ConfigError(f"economy {self.id}: good {good.name!r} is produced by {good.producer!r}, which is not a group")
+                raise ConfigError(
+                    f"economy {self.id}: good {good.name!r} is produced by {good.producer!r}, which is not a group"
+                )
             if good.buyer not in names:
-                raise ConfigError(f"economy {self.id}: good {good.name!r} is bought by {good.buyer!r}, which is not a group")
+                raise ConfigError(
+                    f"economy {self.id}: good {good.name!r} is bought by {good.buyer!r}, which is not a group"
+                )
             if good.market not in self.markets:
-                raise ConfigError(f"economy {self.id}: good {good.name!r} trades in {good.market!r}, not one of {self.markets}")
+                raise ConfigError(
+                    f"economy {self.id}: good {good.name!r} trades in {good.market!r}, not one of {self.markets}"
+                )
         for m in self.markets:
             if not any(g.market == m for g in self.goods):
                 raise ConfigError(f"economy {self.id}: market {m!r} trades no good")

@@ -152,7 +152,9 @@ class InvestmentEconomy:
         dtype: Floating dtype (float64 by default; float32 for speed on GPU).
     """
 
-    def __init__(self, cfg: InvestmentConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64):
+    def __init__(
+        self, cfg: InvestmentConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+    ):
         self.cfg = cfg
         self.device = torch.device(device)
         self.dtype = dtype
@@ -182,7 +184,9 @@ class InvestmentEconomy:
             rng=np.random.default_rng(cfg.network_seed),
         )
         self.graph = graph
-        return BilateralMarket(network_from_graph(graph, self.n_households, self.n_goods, self.n_firms), cfg.bargaining_power)
+        return BilateralMarket(
+            network_from_graph(graph, self.n_households, self.n_goods, self.n_firms), cfg.bargaining_power
+        )
 
     def _make_spec(self) -> EconomySpec:
         cfg = self.cfg
@@ -195,7 +199,9 @@ class InvestmentEconomy:
             reward="u(C_i)" + (" - penalty * overshoot" if cfg.budget == "penalty" else ""),
         )
         if cfg.formulation == "planner":
-            goods = tuple(Good(f"capital_{j}", producer="pool", buyer="households", market="pool") for j in range(self.n_goods))
+            goods = tuple(
+                Good(f"capital_{j}", producer="pool", buyer="households", market="pool") for j in range(self.n_goods)
+            )
             return EconomySpec(
                 id=self.env_id,
                 groups=(hh,),
@@ -211,7 +217,9 @@ class InvestmentEconomy:
             observes=("prices", "agg_capital", "agg_tfp"),
             reward="p * sold - phi/2 * produced^2",
         )
-        goods = tuple(Good(f"capital_{j}", producer="firms", buyer="households", market=cfg.market) for j in range(self.n_goods))
+        goods = tuple(
+            Good(f"capital_{j}", producer="firms", buyer="households", market=cfg.market) for j in range(self.n_goods)
+        )
         return EconomySpec(
             id=self.env_id,
             groups=(hh, firms),
@@ -395,7 +403,9 @@ class InvestmentEconomy:
             expected = (state.batch_size, self.n_goods, m, 2)
             if f.shape != expected:
                 raise ValueError(f"firms' actions have shape {tuple(f.shape)}; expected {expected}")
-            return Offers(phi=cfg.phi, price=f[..., 0].clamp_min(PRICE_FLOOR), capacity=f[..., 1].clamp_min(0.0), n_sellers=m)
+            return Offers(
+                phi=cfg.phi, price=f[..., 0].clamp_min(PRICE_FLOOR), capacity=f[..., 1].clamp_min(0.0), n_sellers=m
+            )
         if cfg.market == "posted":
             # rule: post the price at which marginal-cost supply meets last period's demand (orders)
             price = torch.sqrt(cfg.phi * state.last_spending).clamp_min(PRICE_FLOOR)

@@ -119,7 +119,7 @@ def demand(orders: Orders, price: Tensor) -> Tensor:
     return torch.minimum(orders.quantity, orders.budget / price)
 
 
-def bisect_decreasing(f, lo: Tensor, hi: Tensor, iters: int = 100) -> Tensor:  # noqa: ANN001 - a callable on tensors
+def bisect_decreasing(f, lo: Tensor, hi: Tensor, iters: int = 100) -> Tensor:
     """Root of a decreasing function ``f`` on ``[lo, hi]`` elementwise (bisection in log space when ``lo > 0``).
 
     ``f(lo) >= 0 >= f(hi)`` is assumed; returns the midpoint of the final bracket.

@@ -12,7 +12,9 @@ from abm_markets.markets.base import PRICE_FLOOR, MarketNoise, Network, Offers, 
 from abm_markets.markets.posted import sequential_purchase
 
 
-def make_network(kind: str, n_buyers: int, n_goods: int, n_sellers: int, *, p: float, rng: np.random.Generator) -> nx.Graph:
+def make_network(
+    kind: str, n_buyers: int, n_goods: int, n_sellers: int, *, p: float, rng: np.random.Generator
+) -> nx.Graph:
     """Bipartite trading network between buyers ``("h", i)`` and sellers ``("f", j, m)``.
 
     Args:

@@ -23,7 +23,7 @@ def sequential_purchase(
     Returns:
         ``(bought [B, H, J], paid [B, H, J], sold [B, J, M])``.
     """
-    bsz, h, j = orders.budget.shape
+    bsz, h, _ = orders.budget.shape
     order = torch.argsort(arrival, dim=-1, stable=True)  # [B, H]
     seller_rank = torch.argsort(price, dim=-1, stable=True)  # cheapest first, [B, J, M]
     left = capacity.clone()

@@ -46,9 +46,13 @@ class MarketsScenarioConfig(InvestmentConfig):
         super().validate()
         for m in self.mechanisms:
             if m not in ("walrasian", "posted", "bilateral"):
-                raise ConfigError(f"MarketsScenarioConfig.mechanisms contains {m!r}; expected walrasian, posted, bilateral")
+                raise ConfigError(
+                    f"MarketsScenarioConfig.mechanisms contains {m!r}; expected walrasian, posted, bilateral"
+                )
         if self.firms != "competitive":
-            raise ConfigError("investment-markets uses rule (competitive) firms; firms = 'decision' needs learning firms")
+            raise ConfigError(
+                "investment-markets uses rule (competitive) firms; firms = 'decision' needs learning firms"
+            )
         if self.burn_in >= self.periods:
             raise ConfigError(f"burn_in = {self.burn_in} must be below periods = {self.periods}")
 
@@ -80,16 +84,23 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             gen = ctx.generator(offset=11)  # same shocks for every mechanism
             state = eco_init.initial_state(cfg.n_economies, gen)
             action = torch.full((cfg.n_economies, h, j), share, dtype=eco.dtype, device=ctx.device)
-            rec: dict[str, list[torch.Tensor]] = {k: [] for k in ("capital", "consumption", "price", "unsold", "profit", "price_spread", "spent_share")}
+            rec: dict[str, list[torch.Tensor]] = {
+                k: [] for k in ("capital", "consumption", "price", "unsold", "profit", "price_spread", "spent_share")
+            }
             for _ in range(cfg.periods):
                 k_now = state.capital
                 state, out = eco.step(state, {"households": action}, gen)
                 rec["capital"].append(k_now.mean((1, 2)))
                 rec["consumption"].append(out.consumption.mean(1))
                 rec["price"].append(out.price.mean(1))
-                rec["unsold"].append(out.sold.new_zeros(()) + (out.produced - out.sold).sum((1, 2)) / out.produced.sum((1, 2)).clamp_min(1e-300))
+                rec["unsold"].append(
+                    out.sold.new_zeros(())
+                    + (out.produced - out.sold).sum((1, 2)) / out.produced.sum((1, 2)).clamp_min(1e-300)
+                )
                 rec["profit"].append(out.profit.sum((1, 2)))
-                rec["price_spread"].append((out.firm_price.amax(-1) - out.firm_price.amin(-1)).mean(1) / out.price.mean(1))
+                rec["price_spread"].append(
+                    (out.firm_price.amax(-1) - out.firm_price.amin(-1)).mean(1) / out.price.mean(1)
+                )
                 rec["spent_share"].append(out.spending.sum((1, 2)) / (share * j * out.output.sum(1)))
             series = {k: torch.stack(v) for k, v in rec.items()}  # [T, B]
             erg = slice(cfg.burn_in, cfg.periods)
@@ -111,19 +122,27 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             e_idx = np.tile(np.arange(n_log), cfg.periods)
             steps_frames.append(
                 long_frame(
-                    {"t": t_idx, "economy": e_idx, "agent": np.full_like(t_idx, -1),
-                     "capital_mean": series["capital"][:, :n_log].reshape(-1),
-                     "consumption_mean": series["consumption"][:, :n_log].reshape(-1)},
+                    {
+                        "t": t_idx,
+                        "economy": e_idx,
+                        "agent": np.full_like(t_idx, -1),
+                        "capital_mean": series["capital"][:, :n_log].reshape(-1),
+                        "consumption_mean": series["consumption"][:, :n_log].reshape(-1),
+                    },
                     ("t", "economy", "agent"),
                 ).with_columns(pl.lit(mech).alias("mechanism"))
             )
             market_frames.append(
                 long_frame(
-                    {"t": t_idx, "economy": e_idx, "good": np.full_like(t_idx, -1),
-                     "price": series["price"][:, :n_log].reshape(-1),
-                     "unsold_share": series["unsold"][:, :n_log].reshape(-1),
-                     "seller_price_spread": series["price_spread"][:, :n_log].reshape(-1),
-                     "firm_profit": series["profit"][:, :n_log].reshape(-1)},
+                    {
+                        "t": t_idx,
+                        "economy": e_idx,
+                        "good": np.full_like(t_idx, -1),
+                        "price": series["price"][:, :n_log].reshape(-1),
+                        "unsold_share": series["unsold"][:, :n_log].reshape(-1),
+                        "seller_price_spread": series["price_spread"][:, :n_log].reshape(-1),
+                        "firm_profit": series["profit"][:, :n_log].reshape(-1),
+                    },
                     ("t", "economy", "good"),
                 ).with_columns(pl.lit(mech).alias("mechanism"))
             )
@@ -156,7 +175,12 @@ def _plots(ctx: RunContext, steps: pl.DataFrame, markets: pl.DataFrame, *, k_ss:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    cap = steps.filter(pl.col("variable") == "capital_mean").group_by("mechanism", "t").agg(pl.col("value").mean()).sort("t")
+    cap = (
+        steps.filter(pl.col("variable") == "capital_mean")
+        .group_by("mechanism", "t")
+        .agg(pl.col("value").mean())
+        .sort("t")
+    )
     for mech in cap["mechanism"].unique().sort().to_list():
         sub = cap.filter(pl.col("mechanism") == mech)
         axes[0].plot(sub["t"], sub["value"], label=mech)
