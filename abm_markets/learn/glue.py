@@ -116,20 +116,27 @@ class ActionMap:
         return self.scale * torch.exp((u + self.center).clamp(-20.0, 20.0))
 
     @staticmethod
-    def for_economy(economy: InvestmentEconomy, center: str) -> ActionMap:
-        """The map for ``economy``'s households; ``center`` is ``steady_state`` or ``none``."""
+    def for_economy(economy: InvestmentEconomy, center: str, shift: float = 0.0) -> ActionMap:
+        """The map for ``economy``'s households.
+
+        Args:
+            economy: The economy.
+            center: ``steady_state`` or ``none``.
+            shift: Added to the centre (log/logit units): ``log 2`` makes ``u = 0`` play about twice the
+                steady-state quantity (exactly twice) or share (about twice while shares are small).
+        """
         from abm_markets.learn.sources import steady_state_share
 
         cfg = economy.cfg
         j = economy.n_goods
         if cfg.action == "shares":
             if center == "none":
-                return ActionMap("shares", 0.0)
+                return ActionMap("shares", shift)
             s = steady_state_share(economy)
             per_good = s / j
-            return ActionMap("shares", math.log(per_good / (1.0 - s)))
+            return ActionMap("shares", math.log(per_good / (1.0 - s)) + shift)
         i_ss = cfg.delta * economy.k_ss
-        return ActionMap("quantities", 0.0, i_ss if center == "steady_state" else 1.0)
+        return ActionMap("quantities", shift, i_ss if center == "steady_state" else 1.0)
 
 
 # ------------------------------------------------------------------------------------------------ groups
@@ -169,7 +176,7 @@ def _global_dim(economy: InvestmentEconomy) -> int:
     return h * j + h + j + 1
 
 
-def planner_group(economy: InvestmentEconomy, center: str = "steady_state") -> GroupSpec:
+def planner_group(economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0) -> GroupSpec:
     """The planner: one slot per economy; observes every household's own block ``[H * D_h]``; acts for all."""
     h, j = economy.n_households, economy.n_goods
     blocks = tuple(b for b in economy.cfg.household_obs if b in ("own_capital", "own_tfp")) or (
@@ -177,7 +184,7 @@ def planner_group(economy: InvestmentEconomy, center: str = "steady_state") -> G
         "own_tfp",
     )
     d_h = economy.observation_size(blocks)
-    amap = ActionMap.for_economy(economy, center)
+    amap = ActionMap.for_economy(economy, center, shift)
 
     def observe(state: InvestmentState) -> Tensor:
         return economy.observe(state, blocks).reshape(state.batch_size, 1, h * d_h)
@@ -200,10 +207,10 @@ def planner_group(economy: InvestmentEconomy, center: str = "steady_state") -> G
     )
 
 
-def households_group(economy: InvestmentEconomy, center: str = "steady_state") -> GroupSpec:
+def households_group(economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0) -> GroupSpec:
     """Households: one slot each, observation ``economy.observe`` (the config's information structure)."""
     h, j = economy.n_households, economy.n_goods
-    amap = ActionMap.for_economy(economy, center)
+    amap = ActionMap.for_economy(economy, center, shift)
     return GroupSpec(
         name="households",
         n_slots=h,
@@ -403,6 +410,7 @@ class LearnerSettings:
     target_update_freq: int = 200
     buffer_size: int = 200_000
     max_grad_norm: float = 0.5
+    n_step: int = 1
 
 
 def _dist_fn(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:
@@ -475,6 +483,7 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
             tau=s.sac_tau,
             gamma=s.gamma,
             alpha=s.sac_alpha,
+            n_step_return_horizon=s.n_step,
         )
     elif s.algorithm == "dqn":
         if group.act_dim != 1:
@@ -487,6 +496,7 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
             policy=policy,
             optim=AdamOptimizerFactory(lr=s.lr),
             gamma=s.gamma,
+            n_step_return_horizon=s.n_step,
             target_update_freq=s.target_update_freq,
             is_double=True,
         )

@@ -73,6 +73,9 @@ class TrainConfig(Config):
         "Action parametrisation centre: steady_state (u = 0 plays the steady-state share/quantity) or none.",
         choices=("steady_state", "none"),
     )
+    init_shift: float = param(
+        0.0, "Shift of the action centre (log/logit units; log 2 starts at about twice the centre's share/quantity)."
+    )
     n_economies: int = param(512, "Economies B stepped in parallel.", ge=1)
     rollout_len: int = param(64, "Periods collected per iteration.", ge=1)
     episode_len: int = param(400, "Periods before an economy is reset (time limit, bootstrapped).", ge=1)
@@ -92,6 +95,7 @@ class TrainConfig(Config):
     action_width: float = param(
         2.0, "SAC: raw action = width * tanh-squashed action; DQN: grid on [-width, width].", gt=0.0
     )
+    n_step: int = param(8, "SAC/DQN: n-step return horizon of the critic targets.", ge=1)
     n_actions: int = param(41, "DQN: number of discrete actions.", ge=2)
     eps_start: float = param(0.5, "DQN: initial exploration rate.", ge=0.0, le=1.0)
     eps_end: float = param(0.02, "DQN: final exploration rate.", ge=0.0, le=1.0)
@@ -99,6 +103,12 @@ class TrainConfig(Config):
     buffer_size: int = param(200_000, "SAC/DQN replay buffer size (transitions per algorithm).", ge=1)
     checkpoint_every: int = param(10, "Save a checkpoint every this many iterations (0 = only at the end).", ge=0)
     max_wall_s: float | None = param(None, "Stop training after this many seconds of wall time.", gt=0.0)
+    torch_threads: int | None = param(
+        1,
+        "CPU threads torch uses while training (restored afterwards); small networks run fastest on one thread, "
+        "and more threads oversubscribe a shared machine. None leaves torch's setting alone.",
+        ge=1,
+    )
 
     def validate(self) -> None:
         for g in self.groups:
@@ -126,15 +136,16 @@ class TrainConfig(Config):
             sac_alpha=self.sac_alpha,
             action_width=self.action_width,
             n_actions=self.n_actions,
+            n_step=self.n_step,
             buffer_size=self.buffer_size,
         )
 
 
-def _make_group(name: str, economy: InvestmentEconomy, center: str) -> GroupSpec:
+def _make_group(name: str, economy: InvestmentEconomy, center: str, shift: float) -> GroupSpec:
     if name == "planner":
-        return planner_group(economy, center)
+        return planner_group(economy, center, shift)
     if name == "households":
-        return households_group(economy, center)
+        return households_group(economy, center, shift)
     return firms_group(economy)
 
 
@@ -161,7 +172,7 @@ class Trainer:
     ):
         self.economy, self.cfg, self.seed = economy, cfg, seed
         self.device = economy.device
-        self.groups = [_make_group(g, economy, cfg.action_center) for g in cfg.groups]
+        self.groups = [_make_group(g, economy, cfg.action_center, cfg.init_shift) for g in cfg.groups]
         self.fixed = dict(fixed or {})
         keys = {g.engine_key for g in self.groups} | set(self.fixed)
         if "households" not in keys:
@@ -380,6 +391,26 @@ def train(
             trainer.load_state_dict(ckpt)
             ctx.set_metrics(list(ckpt.get("metrics", [])))
     start = trainer.iteration_done
+    threads = torch.get_num_threads()
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    try:
+        _loop(trainer, ctx, rows, start, evaluate, eval_every, desc)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _loop(
+    trainer: Trainer,
+    ctx: Any | None,
+    rows: list[dict[str, float]],
+    start: int,
+    evaluate: Callable[[Trainer], dict[str, float]] | None,
+    eval_every: int,
+    desc: str,
+) -> None:
+    cfg = trainer.cfg
     t_start = time.perf_counter()
     wall0 = trainer.train_wall_s
     progress = ctx.progress(cfg.iterations, desc) if ctx is not None else _NullBar()

@@ -1,0 +1,328 @@
+"""Scenarios ``investment-scaling`` and ``investment-ablation``: learning planners on the batched engine.
+
+``investment-scaling`` (seed 000, section 4.1): a PPO planner with one capital good and ``N^h`` households
+(``households_list``, default 1, 4, 100) and with ``N^c = N^h`` goods and households (``goods_list``,
+default 1, 2, 10). For each economy the run reports the learned long-run capital against the numerical
+deterministic steady state (:func:`abm_markets.solvers.investment.steady_state`), discounted utility per
+household on a fixed evaluation path (and that of the steady-state saving-share rule), and the environment
+steps and wall time to converge (first evaluation whose welfare is within ``converge_ce_pct`` percent,
+consumption-equivalent, of the best evaluation of the run).
+
+``investment-ablation`` (seed 000, section 5, design lessons): the one-household planner learned with actions
+as spending shares or as investment quantities, the budget imposed by scaling the plan onto the budget or by
+a reward penalty; compared with the DP policy (CE gap, policy error, steps and time to a 1% CE gap).
+
+Both start the learner away from the steady state (``init_shift``, log units: ``0.7`` starts at about twice the
+steady-state share or quantity), so that convergence is something to measure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import polars as pl
+
+from abm_markets.config import Config, param
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.errors import ConfigError
+from abm_markets.runs import RunContext
+from abm_markets.scenarios import register
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LearningScenarioConfig(Config):
+    """Shared settings of the learning scenarios (economy calibration and learner)."""
+
+    alpha: float = param(0.3, "Capital share.", gt=0.0, lt=1.0)
+    beta: float = param(0.98, "Discount factor (the learners' gamma too).", gt=0.0, lt=1.0)
+    delta: float = param(0.04, "Depreciation rate.", gt=0.0, le=1.0)
+    phi: float = param(0.5, "Quadratic cost of capital goods.", gt=0.0)
+    tfp_values: tuple[float, ...] = param((0.9, 1.1), "Idiosyncratic TFP states.", gt=0.0)
+    tfp_persistence: float = param(0.9, "Persistence of idiosyncratic TFP.", ge=0.0, le=1.0)
+    learner: str = param("ppo", "Tianshou algorithm: ppo, sac or dqn.", choices=("ppo", "sac", "dqn"))
+    train_economies: int = param(256, "Economies stepped in parallel during training.", ge=1)
+    train_iterations: int = param(60, "Training iterations per economy.", ge=1)
+    rollout_len: int = param(64, "Periods per iteration.", ge=1)
+    train_lr: float = param(3e-3, "Learning rate.", gt=0.0)
+    init_shift: float = param(0.7, "Initial policy shift from the steady-state action (log units).")
+    max_wall_s: float = param(150.0, "Wall-time cap per trained economy (seconds).", gt=0.0)
+    eval_every: int = param(5, "Evaluate every this many iterations.", ge=1)
+    eval_paths: int = param(64, "Economies of the fixed evaluation path.", ge=1)
+    eval_periods: int = param(600, "Periods of the evaluation path.", ge=10)
+    converge_ce_pct: float = param(0.1, "Convergence: within this CE percent of the run's best evaluation.", gt=0.0)
+
+    def economy(self, **changes: Any) -> InvestmentConfig:
+        return InvestmentConfig(
+            alpha=self.alpha,
+            beta=self.beta,
+            delta=self.delta,
+            phi=self.phi,
+            tfp_values=self.tfp_values,
+            tfp_persistence=self.tfp_persistence,
+            **changes,
+        )
+
+    def train_config(self, **changes: Any) -> Any:
+        from abm_markets.learn.train import TrainConfig
+
+        base = {
+            "algorithm": self.learner,
+            "n_economies": self.train_economies,
+            "iterations": self.train_iterations,
+            "rollout_len": self.rollout_len,
+            "lr": self.train_lr,
+            "gamma": self.beta,
+            "init_shift": self.init_shift,
+            "max_wall_s": self.max_wall_s,
+            "checkpoint_every": 0,
+        }
+        if self.learner != "ppo":
+            base["minibatch"] = 256
+        base.update(changes)
+        return TrainConfig(**base)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScalingScenarioConfig(LearningScenarioConfig):
+    """Scaling exercises: households with one good, and as many goods as households."""
+
+    households_list: tuple[int, ...] = param((1, 4, 100), "N^h of the one-good exercise (empty = skip).", ge=1)
+    goods_list: tuple[int, ...] = param((1, 2, 10), "N^c = N^h of the many-goods exercise (empty = skip).", ge=1)
+
+    def validate(self) -> None:
+        if not self.households_list and not self.goods_list:
+            raise ConfigError("investment-scaling needs households_list or goods_list to be non-empty")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AblationScenarioConfig(LearningScenarioConfig):
+    """Design-lesson ablation: action parametrisation and budget constraint."""
+
+    variants: tuple[str, ...] = param(
+        ("shares-scale", "quantities-scale", "quantities-penalty"),
+        "Variants action-budget: shares-scale, shares-penalty, quantities-scale, quantities-penalty.",
+    )
+    budget_penalty: float = param(1.0, "Reward penalty per unit of budget overshoot (budget = penalty).", ge=0.0)
+    vfi_grid: int = param(201, "Capital grid of the DP reference.", ge=20)
+
+    def validate(self) -> None:
+        valid = ("shares-scale", "shares-penalty", "quantities-scale", "quantities-penalty")
+        for v in self.variants:
+            if v not in valid:
+                raise ConfigError(f"AblationScenarioConfig.variants contains {v!r}; expected one of {', '.join(valid)}")
+        if not self.variants:
+            raise ConfigError("AblationScenarioConfig.variants = () is invalid; expected at least one variant")
+
+
+class _RunLabel:
+    """A view of the run context for one of several trainings: labelled metric rows, no checkpoints/resume."""
+
+    def __init__(self, ctx: RunContext, label: str):
+        self.ctx, self.label = ctx, label
+        self.resume = False
+        self.metrics: list[dict[str, Any]] = []
+
+    def log_metrics(self, **row: Any) -> None:
+        self.metrics.append(row)
+        self.ctx.log_metrics(run=self.label, **row)
+
+    def save_checkpoint(self, name: str, state: Any) -> None:
+        return None
+
+    def flush_metrics(self) -> None:
+        self.ctx.flush_metrics()
+
+    def progress(self, total: int, desc: str) -> Any:
+        return self.ctx.progress(total, desc)
+
+
+def _convergence(
+    rows: list[dict[str, Any]], beta: float, n_households: int, periods: int, tol: float
+) -> tuple[float, float]:
+    """``(env_steps, wall_s)`` of the first evaluation within ``tol`` CE percent of the run's best."""
+    from abm_markets.learn.evaluate import ce_gap_pct
+
+    evals = [r for r in rows if r.get("eval_welfare") is not None]
+    if not evals:
+        return math.nan, math.nan
+    best = max(r["eval_welfare"] for r in evals)
+    for r in evals:
+        if ce_gap_pct(r["eval_welfare"], best, beta=beta, crra=1.0, periods=periods, n_households=n_households) <= tol:
+            return float(r["env_steps"]), float(r["wall_s"])
+    return math.nan, math.nan
+
+
+@register(
+    "investment-scaling",
+    config=ScalingScenarioConfig,
+    description="Learning planner with 1/4/100 households and 1/2/10 goods: long-run capital vs steady state",
+)
+def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+
+    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.learn import evaluate as ev
+    from abm_markets.learn.experiments import train_planner
+    from abm_markets.learn.sources import as_decide, steady_state_share_source
+    from abm_markets.solvers.investment import steady_state
+
+    cases = [("households", h, 1) for h in cfg.households_list] + [("goods", n, n) for n in cfg.goods_list]
+    rows = []
+    for i, (exercise, h, j) in enumerate(cases):
+        econ = cfg.economy(n_households=h, n_capital_goods=j)
+        eco = InvestmentEconomy(econ, device=ctx.device)
+        ss = steady_state(econ)
+        k_num = float(ss.capital.mean())
+        path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100 + i))
+        label = f"{exercise}-H{h}-J{j}"
+        view = _RunLabel(ctx, label)
+        trainer, summ = train_planner(
+            eco, cfg.train_config(), view, seed=ctx.seed + i, eval_every=cfg.eval_every, eval_path=path, desc=label
+        )
+        rule = ev.welfare(eco, path, as_decide(steady_state_share_source(eco)))
+        w = ev.welfare(eco, path, trainer.decide())
+        steps, wall = _convergence(view.metrics, cfg.beta, h, path.periods, cfg.converge_ce_pct)
+        rows.append(
+            {
+                "exercise": exercise,
+                "n_households": h,
+                "n_goods": j,
+                "k_steady_state_numerical": k_num,
+                "k_steady_state_closed_form": eco.k_ss,
+                "k_learned_long_run": w["mean_capital_ratio"] * eco.k_ss,
+                "k_learned_over_steady_state": w["mean_capital_ratio"] * eco.k_ss / k_num,
+                "welfare_per_household_rl": w["welfare_per_household"],
+                "welfare_per_household_ss_rule": rule["welfare_per_household"],
+                "ce_gap_vs_ss_rule_pct": ev.ce_gap_pct(
+                    w["welfare"], rule["welfare"], beta=cfg.beta, crra=1.0, periods=path.periods, n_households=h
+                ),
+                "env_steps_to_converge": steps,
+                "wall_s_to_converge": wall,
+                "train_env_steps": summ["train_env_steps"],
+                "train_agent_steps": summ["train_agent_steps"],
+                "train_wall_s": summ["train_wall_s"],
+            }
+        )
+        ctx.flush_metrics()
+    table = pl.DataFrame(rows)
+    ctx.write_table("scaling", table)
+    _scaling_plots(ctx, table, ctx.metrics)
+    return {"cases": rows, "learner": cfg.learner, "device": str(ctx.device)}
+
+
+def _scaling_plots(ctx: RunContext, table: pl.DataFrame, metrics: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, exercise, xlab in ((axes[0], "households", "N^h (one good)"), (axes[1], "goods", "N^c = N^h")):
+        sub = table.filter(pl.col("exercise") == exercise)
+        if sub.height == 0:
+            continue
+        x = sub["n_households"].to_list()
+        ax.plot(
+            x, sub["k_learned_over_steady_state"].to_list(), marker="o", label="learned long-run K / numerical K_ss"
+        )
+        ax.axhline(1.0, ls="--", color="grey", label="numerical steady state")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlab)
+        ax.set_ylabel("K / K_ss")
+        ax.legend(fontsize=8)
+    ctx.save_figure("scaling_capital", fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = sorted({m["run"] for m in metrics if "run" in m})
+    for lab in labels:
+        ev_rows = [m for m in metrics if m.get("run") == lab and m.get("eval_capital_ratio") is not None]
+        if ev_rows:
+            ax.plot(
+                [m["env_steps"] for m in ev_rows], [m["eval_capital_ratio"] for m in ev_rows], marker=".", label=lab
+            )
+    ax.axhline(1.0, ls="--", color="grey")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("long-run K / K_ss on the evaluation path")
+    ax.legend(fontsize=7)
+    ctx.save_figure("scaling_learning", fig)
+
+
+@register(
+    "investment-ablation",
+    config=AblationScenarioConfig,
+    description="Design lessons: shares vs quantities as actions, budget by scaling vs penalty (vs DP)",
+)
+def run_ablation(cfg: AblationScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.learn.experiments import dp_reference, train_planner
+    from abm_markets.solvers.investment import solve_vfi
+
+    base = cfg.economy()
+    sol = solve_vfi(base, n_k=cfg.vfi_grid)
+    ref_eco = InvestmentEconomy(base, device=ctx.device)
+    ref = dp_reference(ref_eco, sol, ctx.generator(offset=2), eval_paths=cfg.eval_paths, eval_periods=cfg.eval_periods)
+    rows = []
+    for i, variant in enumerate(cfg.variants):
+        action, budget = variant.split("-")
+        econ = cfg.economy(action=action, budget=budget, budget_penalty=cfg.budget_penalty)
+        eco = InvestmentEconomy(econ, device=ctx.device)
+        view = _RunLabel(ctx, variant)
+        # the DP reference acts in the variant's action space (shares or quantities) on the same path
+        ref_v = dataclasses.replace(ref, decide=_dp_decide(eco, sol))
+        t0 = time.perf_counter()
+        _, summ = train_planner(
+            eco, cfg.train_config(), view, seed=ctx.seed + i, ref=ref_v, eval_every=cfg.eval_every, desc=variant
+        )
+        first = [r for r in view.metrics if r.get("eval_ce_gap_pct") is not None and r["eval_ce_gap_pct"] <= 1.0]
+        rows.append(
+            {
+                "variant": variant,
+                "action": action,
+                "budget": budget,
+                "welfare_gap_ce_pct": summ["welfare_gap_ce_pct"],
+                "policy_error": summ["policy_error"],
+                "mean_capital_ratio": summ["mean_capital_ratio_rl"],
+                "env_steps_to_1pct": float(first[0]["env_steps"]) if first else math.nan,
+                "wall_s_to_1pct": float(first[0]["wall_s"]) if first else math.nan,
+                "train_env_steps": summ["train_env_steps"],
+                "train_wall_s": summ["train_wall_s"],
+                "wall_s": time.perf_counter() - t0,
+            }
+        )
+        ctx.flush_metrics()
+    table = pl.DataFrame(rows)
+    ctx.write_table("ablation", table)
+    _ablation_plot(ctx, ctx.metrics)
+    return {"variants": rows, "learner": cfg.learner, "welfare_dp": ref.welfare}
+
+
+def _dp_decide(eco: Any, sol: Any) -> Any:
+    from abm_markets.learn.sources import DPSource, as_decide
+
+    return as_decide(DPSource(eco, sol))
+
+
+def _ablation_plot(ctx: RunContext, metrics: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for lab in sorted({m["run"] for m in metrics if "run" in m}):
+        ev_rows = [m for m in metrics if m.get("run") == lab and m.get("eval_ce_gap_pct") is not None]
+        if ev_rows:
+            ax.plot(
+                [m["env_steps"] for m in ev_rows],
+                [max(m["eval_ce_gap_pct"], 1e-4) for m in ev_rows],
+                marker=".",
+                label=lab,
+            )
+    ax.axhline(1.0, ls=":", color="grey", label="1% CE")
+    ax.set_yscale("log")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("CE welfare gap to DP (%)")
+    ax.legend(fontsize=8)
+    ctx.save_figure("ablation_learning", fig)
