@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for seed in range(runs):
             t0 = time.perf_counter()
-            s = _run_one(scenario, overrides, seed)
+            try:
+                s = _run_one(scenario, overrides, seed)
+            except Exception as e:  # a model under construction elsewhere must not stop the others
+                print(f"  {name} seed {seed}: failed ({type(e).__name__}: {e})", flush=True)
+                continue
             wall = float(s.get("srl_wall_s", s["wall_s"]))
             rows.append(
                 {
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(f"  {name} seed {seed}: {rows[-1]}", flush=True)
+        if not rows:
+            continue
         walls = [r["srl_wall_s"] for r in rows]
         epochs = [r["epochs"] for r in rows]
         spe = statistics.mean(r["s_per_epoch"] for r in rows)
