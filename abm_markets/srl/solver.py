@@ -107,6 +107,7 @@ __all__ = [
     "SRLConfig",
     "SRLModel",
     "SRLResult",
+    "describe",
     "interp_axis1",
     "policy_gradient",
     "rollout",
