@@ -95,3 +95,13 @@ def test_grid_and_profit_table_layout() -> None:
 def test_bad_market_is_rejected() -> None:
     with pytest.raises(ConfigError, match="n_firms"):
         LogitMarket(n_firms=3, a=(2.0, 2.0))
+
+
+def test_matches_an_independent_implementation() -> None:
+    # Figures asserted by the tests of AlgorithmicCompetition.jl (an independent Julia/JuMP
+    # implementation of the same model): p_N = 1.47293, p_M = 1.92498, q(p_N) = 0.47138, q(p_M) = 0.36486.
+    p_n, p_m = bertrand_nash(BASE), joint_monopoly(BASE)
+    assert p_n[0] == pytest.approx(1.47293, abs=1e-5)
+    assert p_m[0] == pytest.approx(1.92498, abs=1e-5)
+    np.testing.assert_allclose(logit_demand(p_n, BASE), 0.47138, atol=1e-5)
+    np.testing.assert_allclose(logit_demand(p_m, BASE), 0.36486, atol=1e-5)
