@@ -297,8 +297,9 @@ def _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa, euler) -> None:
 class HANKScenarioConfig(HANKEconomyConfig, SRLConfig):
     """HANK by SRL: households and firms learn together (economy, solver and evaluation settings).
 
-    The rollout is longer than the solver's default: with ``beta ~ 0.97`` a 40-period
-    undiscounted tail truncates the objective enough to bias saving (see docs/srl_ks_hank.md).
+    The rollout is longer than the solver's default (80 periods, 30 frozen): with
+    ``beta ~ 0.97`` the discounted weight of periods beyond a short rollout is large, and a
+    truncated objective biases saving (see docs/srl_ks_hank.md).
     """
 
     horizon: int = param(150, "Periods T per path and epoch (objective truncated at T).", ge=2)
