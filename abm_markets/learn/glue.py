@@ -400,7 +400,7 @@ class LearnerSettings:
     gae_lambda: float = 0.95
     ent_coef: float = 0.0
     eps_clip: float = 0.2
-    init_log_std: float = -1.0
+    init_log_std: float = 0.0
     central_critic: bool = False
     sharing: str = "shared"
     sac_alpha: float = 0.01

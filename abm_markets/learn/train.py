@@ -89,8 +89,8 @@ class TrainConfig(Config):
     minibatch: int = param(4096, "Minibatch size (PPO) or sampled batch size (SAC/DQN).", ge=1)
     ent_coef: float = param(0.0, "PPO entropy bonus.", ge=0.0)
     eps_clip: float = param(0.2, "PPO clip range.", gt=0.0)
-    init_log_std: float = param(-1.0, "Initial log standard deviation of Gaussian policies (raw action units).")
-    updates_per_step: int = param(1, "SAC/DQN gradient steps per collected period.", ge=1)
+    init_log_std: float = param(0.0, "Initial log standard deviation of Gaussian policies (raw action units).")
+    updates_per_step: int = param(4, "SAC/DQN gradient steps per collected period.", ge=1)
     sac_alpha: float = param(0.005, "SAC entropy coefficient.", ge=0.0)
     action_width: float = param(
         2.0, "SAC: raw action = width * tanh-squashed action; DQN: grid on [-width, width].", gt=0.0

@@ -262,8 +262,8 @@ def _learn(cfg: PlannerScenarioConfig, econ: InvestmentConfig, sol: Any, ctx: Ru
 
 _ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     # off-policy learners: fewer economies per period (each period is a gradient step), smaller batches
-    "sac": {"minibatch": 256},
-    "dqn": {"minibatch": 256},
+    "sac": {"minibatch": 256, "updates_per_step": 4},
+    "dqn": {"minibatch": 256, "updates_per_step": 4},
 }
 
 
