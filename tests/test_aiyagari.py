@@ -19,15 +19,6 @@ from abm_markets.solvers.aiyagari import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These solvers run many small tensor ops: one intra-op thread is fastest (and fair with pytest -n 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def coarse():
     cfg = AiyagariConfig(n_a=200, a_max=40.0, tol_r=1e-8)

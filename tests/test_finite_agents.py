@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from abm_markets.solvers.krusell_smith import KSConfig, interp_policy_K, simulate_policy, solve_krusell_smith
 from abm_markets.srl.finite_agents import KSAgentEconomy, KSHousehold, run_finite_agents
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

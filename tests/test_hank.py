@@ -11,14 +11,6 @@ from abm_markets.srl.solver import PeriodInput
 SMALL = {"n_b": 50, "n_R": 7, "n_w": 7}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model():
     return HANKModel(HANKEconomyConfig(**SMALL), dtype=torch.float64)

@@ -10,15 +10,6 @@ from abm_markets.solvers.krusell_smith import KSConfig, simulate_distribution, s
 COARSE = {"n_a": 80, "n_K": 8, "T": 700, "burn": 100, "tol_egm": 1e-8, "tol_coef": 1e-5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These solvers run many small tensor ops: one intra-op thread is fastest (and fair with pytest -n 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ks():
     return solve_krusell_smith(KSConfig(**COARSE))

@@ -18,14 +18,6 @@ SRL = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.slow
 def test_srl_matches_ks_algorithm_and_improves_on_its_initial_policy():
     """Common TFP path, distribution on the grid: mean K within 2 %, mean C within 1 %, paths co-move;

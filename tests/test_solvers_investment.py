@@ -23,15 +23,6 @@ from abm_markets.solvers.investment import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Many small tensor ops: one intra-op thread is far faster on a shared CPU (and fair with pytest -n 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def corrected_k(nh: int, nc: int, alpha=0.3, beta=0.98, delta=0.04, phi=0.5) -> float:
     """K^(2-alpha) = alpha beta / (N^c N^h phi delta (1 - beta (1 - delta))), written out independently."""
     return (alpha * beta / (nc * nh * phi * delta * (1 - beta * (1 - delta)))) ** (1 / (2 - alpha))
