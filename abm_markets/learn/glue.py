@@ -659,7 +659,7 @@ class GroupLearner:
                 return x.reshape(-1, *x.shape[3:]).cpu().numpy()
 
             n_sl = obs[:, :, sl].shape[2]
-            trunc = done.unsqueeze(-1).expand(t_len, b, n_sl).clone()
+            trunc = done.unsqueeze(-1).expand(t_len, b, obs.shape[2]).clone()
             trunc[-1] = True
             buf = ReplayBuffer.from_data(
                 obs=stream_major(obs),
@@ -756,6 +756,13 @@ class GroupLearner:
     def state_dict(self) -> dict[str, Any]:
         return {
             "algorithms": [a.state_dict() for a in self.algorithms],
+            # PPO's running return statistics (plain attributes, not in the module state dict)
+            "return_stats": [
+                [float(np.asarray(a.ret_rms.mean)), float(np.asarray(a.ret_rms.var)), float(a.ret_rms.count)]
+                if hasattr(a, "ret_rms")
+                else []
+                for a in self.algorithms
+            ],
             "reward_mean": self.reward_mean,
             "reward_std": self.reward_std,
             "fitted": self.fitted,
@@ -764,6 +771,9 @@ class GroupLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for a, sd in zip(self.algorithms, state["algorithms"], strict=True):
             a.load_state_dict(dict(sd))
+        for a, rs in zip(self.algorithms, state.get("return_stats", []), strict=False):
+            if rs and hasattr(a, "ret_rms"):
+                a.ret_rms.mean, a.ret_rms.var, a.ret_rms.count = np.float64(rs[0]), np.float64(rs[1]), int(rs[2])
         self.reward_mean = float(state["reward_mean"])
         self.reward_std = float(state["reward_std"])
         self.fitted = bool(state["fitted"])

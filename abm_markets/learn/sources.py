@@ -215,7 +215,7 @@ class PolicySource:
 
     def __call__(self, state: InvestmentState) -> Tensor:
         raw = self.learner.act(state, explore=self.explore, generator=self.generator)
-        return self.learner.group.to_engine(raw, state)
+        return self.learner.group.to_engine(raw, state).to(state.capital.dtype)
 
 
 class MixedSource:
@@ -244,7 +244,7 @@ class MixedSource:
     def __call__(self, state: InvestmentState) -> Tensor:
         out = torch.empty_like(state.capital)
         for src, idx in self.assignment:
-            out[:, idx] = src(state)[:, idx]
+            out[:, idx] = src(state)[:, idx].to(out.dtype)
         return out
 
 

@@ -55,7 +55,8 @@ def planner(root: Path) -> None:
         if algo == "ppo":
             print(
                 f"| steady-state rule | {_fmt(s['welfare_steady_state_rule'])} | | "
-                f"{_fmt(s['welfare_gap_ce_pct_steady_state_rule'])} | {_fmt(100 * s['policy_error_steady_state_rule'])} | | | |"
+                f"{_fmt(s['welfare_gap_ce_pct_steady_state_rule'])} | "
+                f"{_fmt(100 * s['policy_error_steady_state_rule'])} | | | |"
             )
         _copy(run, "learning_curve", f"planner_{algo}_learning_curve")
         _copy(run, "policy_learned_vs_dp", f"planner_{algo}_policy")
@@ -92,7 +93,8 @@ def ablation(root: Path) -> None:
         return
     t = pl.read_parquet(run / "ablation.parquet")
     print(
-        "| action | budget | CE gap % | policy error % | long-run K/K_ss | env steps to 1% CE | wall s to 1% CE | train wall s |"
+        "| action | budget | CE gap % | policy error % | long-run K/K_ss | env steps to 1% CE | wall s to 1% CE "
+        "| train wall s |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in t.iter_rows(named=True):
