@@ -176,3 +176,19 @@ def test_scenario_summary_consistent_with_tables(tmp_path) -> None:
     metrics = pl.read_parquet(out / "metrics.parquet")
     assert metrics.height == 2 * 3 and {"env_steps", "profit_gain_rollout"} <= set(metrics.columns)
     assert (out / "plots" / "price_paths.png").exists() and (out / "plots" / "profit_gain.png").exists()
+
+
+def test_deviation_is_the_static_best_response() -> None:
+    from abm_markets.learn.pricing_rl import deviation_response
+
+    eco = _eco()
+    tr = PricingTrainer(eco, DeepPricingConfig(learner="dqn", n_economies=15, iterations=1, rollout_len=4), seed=2)
+    s = eco.initial_state(15, torch.Generator().manual_seed(0))
+    s = PricingState(s.prices.clone(), s.noise, s.t)
+    s.prices[:, 0, 1] = eco.grid  # rival's last price: every grid point once
+    path = deviation_response(tr, s, periods=3)
+    table = pricing.profit_table(eco.grid.numpy(), eco.market)
+    br = pricing.best_response_index(table, 15, 0, np.arange(15))
+    assert path.shape == (5, 15, 2)
+    np.testing.assert_array_equal(path[0, :, 1], eco.grid.numpy())
+    np.testing.assert_array_equal(path[1, :, 0], eco.grid.numpy()[br])

@@ -37,7 +37,7 @@ from abm_markets.engine.pricing import LogitDuopoly, PricingOutcome, PricingStat
 from abm_markets.errors import ConfigError
 from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings
 
-__all__ = ["DeepPricingConfig", "PricingTrainer", "evaluate_greedy", "firm_group"]
+__all__ = ["DeepPricingConfig", "PricingTrainer", "deviation_response", "evaluate_greedy", "firm_group"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -263,13 +263,14 @@ class PricingTrainer:
 
 
 @torch.no_grad()
-def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) -> dict[str, np.ndarray]:
+def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) -> dict[str, Any]:
     """Greedy play of the trained firms from ``state`` (default: the final training states).
 
     Returns:
         ``prices [T, B, 2]`` (the path), ``price_mean [B, 2]`` and ``profit_mean [B, 2]`` over the last
         ``eval_tail`` periods, ``profit_gain [B]`` (mean of the firms' profits, Calvano's Delta),
-        ``profit_gain_firm [B, 2]``, ``stationary [B]`` (prices constant over the tail).
+        ``profit_gain_firm [B, 2]``, ``stationary [B]`` (prices constant over the tail), and ``final_state``
+        (the :class:`PricingState` after greedy play).
     """
     cfg, eco = trainer.cfg, trainer.economy
     gen = torch.Generator(device=eco.device).manual_seed(trainer.seed + 31337)  # observation noise only
@@ -291,4 +292,41 @@ def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) 
         "profit_gain": eco.profit_gain(pi_mean.mean(-1)).cpu().numpy(),
         "profit_gain_firm": eco.profit_gain(pi_mean).cpu().numpy(),
         "stationary": ((tail_p.amax(0) - tail_p.amin(0)).amax(-1) < 1e-9).cpu().numpy(),
+        "final_state": s,
     }
+
+
+@torch.no_grad()
+def deviation_response(
+    trainer: PricingTrainer, state: PricingState, *, deviator: int = 0, periods: int = 10
+) -> np.ndarray:
+    """Impulse response to a forced one-period deviation (Calvano et al. 2020, section V.B).
+
+    From ``state`` (normally the end of greedy play), firm ``deviator`` posts its static best response to the
+    rival's last price for one period (on the grid for ``grid`` economies; on a 2,001-point grid of
+    ``[p_lo, p_hi]`` for ``continuous`` ones), then both firms play greedily for ``periods`` periods.
+
+    Returns:
+        Prices ``[periods + 2, B, 2]``: the pre-shock profile (last price in ``state``), the deviation period,
+        then the greedy response.
+    """
+    eco = trainer.economy
+    gen = torch.Generator(device=eco.device).manual_seed(trainer.seed + 4242)
+    rival = state.prices[:, 0, 1 - deviator]
+    cand = eco.grid if eco.cfg.action == "grid" else torch.linspace(eco.p_lo, eco.p_hi, 2001, dtype=eco.dtype)
+    cand = cand.to(eco.device)
+    pair = torch.stack(torch.broadcast_tensors(cand.unsqueeze(0), rival.unsqueeze(-1)), -1)  # [B, C, 2]
+    if deviator == 1:
+        pair = pair.flip(-1)
+    best = eco.profits(pair)[1][..., deviator].argmax(-1)  # [B]
+    act, _ = trainer.joint_action(state, explore=False)
+    act = act.clone()
+    act[:, deviator] = best if eco.cfg.action == "grid" else cand[best].to(act.dtype)
+    path = [state.prices[:, 0]]
+    s, out = eco.step(state, act, gen)
+    path.append(out.prices)
+    for _ in range(periods):
+        a, _ = trainer.joint_action(s, explore=False)
+        s, out = eco.step(s, a, gen)
+        path.append(out.prices)
+    return torch.stack(path).cpu().numpy()

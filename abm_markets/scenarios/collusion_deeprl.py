@@ -12,8 +12,9 @@ averaged over the last ``eval_tail`` periods. ``Delta = (pi - pi_N) / (pi_M - pi
 the firms' profits.
 
 Writes ``sessions.parquet`` (one row per seed and economy), ``steps.parquet`` (greedy price paths, long format),
-``metrics.parquet`` (one row per training iteration and seed) and plots ``price_paths`` (training mean prices and
-greedy paths), ``profit_gain`` (Delta per session).
+``impulse.parquet`` (prices after firm 1's forced one-period deviation to its static best response, long
+format), ``metrics.parquet`` (one row per training iteration and seed) and plots ``price_paths`` (training mean
+prices and greedy paths), ``profit_gain`` (Delta per session), ``impulse_response``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class DeepRLCollusionConfig(Config):
     epochs: int = param(4, "PPO: passes over each rollout.", ge=1)
     eval_periods: int = param(100, "Greedy play periods after training.", ge=1)
     eval_tail: int = param(20, "Last greedy periods averaged into a session's outcome.", ge=1)
+    impulse_periods: int = param(10, "Periods of greedy play recorded after the forced deviation.", ge=1)
     grid_size: int = param(15, "Price grid points m (DQN actions; the range of PPO prices).", ge=2)
     xi: float = param(0.1, "Grid extends xi (p_M - p_N) beyond the Nash and monopoly prices.", ge=0.0)
     threads: int = param(1, "torch CPU threads.", ge=1)
@@ -63,7 +65,7 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
     import torch
 
     from abm_markets.engine.pricing import LogitDuopoly, LogitDuopolyConfig
-    from abm_markets.learn.pricing_rl import DeepPricingConfig, PricingTrainer, evaluate_greedy
+    from abm_markets.learn.pricing_rl import DeepPricingConfig, PricingTrainer, deviation_response, evaluate_greedy
 
     torch.set_num_threads(cfg.threads)
     eco = LogitDuopoly(
@@ -80,6 +82,7 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
     )  # fmt: skip
 
     rows: list[dict[str, Any]] = []
+    impulses: list[np.ndarray] = []
     steps: list[pl.DataFrame] = []
     train_curves: list[dict[str, Any]] = []
     train_wall = 0.0
@@ -99,6 +102,7 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
             train_wall += trainer.train_wall_s
             env_steps += trainer.period * cfg.n_economies
             ev = evaluate_greedy(trainer)
+            impulses.append(deviation_response(trainer, ev["final_state"], periods=cfg.impulse_periods))
             ctx.flush_metrics()
             for b in range(cfg.n_economies):
                 rows.append(
@@ -136,6 +140,32 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
         pl.col("profit_gain").mean(), pl.col("price_0").mean(), pl.col("price_1").mean(), pl.col("stationary").mean()
     )
     gain = per_seed["profit_gain"].to_numpy()
+
+    # impulse response: firm 1 deviates to its static best response for one period, then greedy play
+    imp = np.stack(impulses)  # [S, T + 2, B, 2]
+    s_i, t_i, b_i, f_i = np.meshgrid(*(np.arange(n) for n in imp.shape), indexing="ij")
+    ctx.write_table(
+        "impulse",
+        pl.DataFrame(
+            {
+                "session": s_i.ravel(),
+                "tau": t_i.ravel(),
+                "economy": b_i.ravel(),
+                "firm": f_i.ravel(),
+                "price": imp.ravel(),
+            }
+        ),
+    )
+    half_step = 0.5 * float(eco.grid[1] - eco.grid[0])
+    pre, dev, resp, last = imp[:, 0], imp[:, 1], imp[:, 2], imp[:, -1]  # [S, B, 2]
+    impulse_summary = {
+        "pre_shock_price": pre.mean((0, 1)).tolist(),
+        "deviation_price_firm1": float(dev[..., 0].mean()),
+        "rival_response_price": float(resp[..., 1].mean()),
+        "punished_share": float((resp[..., 1] < pre[..., 1] - half_step).mean()),
+        "final_price": last.mean((0, 1)).tolist(),
+        "returned_share": float((np.abs(last - pre) < half_step).all(-1).mean()),
+    }
     gain_all = sessions["profit_gain"].to_numpy()
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
     summary: dict[str, Any] = {
@@ -157,18 +187,20 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
         "train_env_steps": env_steps,
         "train_wall_s": train_wall,
         "total_wall_s": time.perf_counter() - t_all,
+        "impulse": impulse_summary,
         "tabular_baseline": {"profit_gain_mean_measured": 0.846, "profit_gain_mean_paper": 0.85},
     }
-    _plots(ctx, cfg, eco, train_curves, steps, gain_all, per_seed)
+    _plots(ctx, cfg, eco, train_curves, steps, gain_all, per_seed, imp)
     return summary
 
 
 def _plots(ctx: RunContext, cfg: DeepRLCollusionConfig, eco: Any, curves: list, steps: list, gain_all: Any,
-           per_seed: Any) -> None:  # fmt: skip
+           per_seed: Any, imp: Any) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
     import polars as pl
 
     curves_df = pl.DataFrame(curves)
@@ -207,4 +239,27 @@ def _plots(ctx: RunContext, cfg: DeepRLCollusionConfig, eco: Any, curves: list, 
     ax.legend(fontsize=7)
     fig.tight_layout()
     ctx.save_figure("profit_gain", fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    taus = np.arange(imp.shape[1])
+    for f in range(2):
+        ax.plot(
+            taus,
+            imp[..., f].mean((0, 2)),
+            marker="o",
+            lw=1.5,
+            label=f"firm {f + 1}" + (" (deviates)" if f == 0 else ""),
+        )
+    ax.axhline(eco.p_nash, color="k", ls="--", lw=1, label="Nash")
+    ax.axhline(eco.p_monopoly, color="r", ls="--", lw=1, label="monopoly")
+    ax.axvline(1, color="grey", lw=0.8)
+    ax.set(
+        xlabel="period (0: before, 1: deviation)",
+        ylabel="mean price",
+        title=f"{cfg.learner}, {cfg.observation}: impulse response",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure("impulse_response", fig)
     plt.close(fig)
