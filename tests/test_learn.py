@@ -282,3 +282,23 @@ def test_households_and_firms_learn_independently_in_the_market() -> None:
     acts = tr.decide()(eco.initial_state(2, torch.Generator().manual_seed(0)))
     assert acts["firms"].shape == (2, 2, 1, 2) and bool((acts["firms"] > 0).all())
     assert acts["households"].shape == (2, 3, 2)
+
+
+def test_mixed_population_learns_alongside_rule_households() -> None:
+    """Households 0 and 1 learn (shared PPO), 2 and 3 follow a fixed-share rule, in the same economies."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=4))
+    rule = src.ConstantShareSource(eco, 0.15)
+    cfg = TrainConfig(
+        groups=("households",), learning_households=(0, 1), n_economies=16, rollout_len=8, iterations=2, minibatch=32
+    )
+    with pytest.raises(ValueError, match="fixed"):
+        Trainer(eco, cfg, seed=0)
+    tr = Trainer(eco, cfg, seed=0, fixed={"households": rule})
+    rows = train(tr)
+    assert tr.learners["households"].group.n_slots == 2
+    assert rows[-1]["agent_steps"] == 2 * 16 * 8 * 2
+    state = eco.initial_state(4, torch.Generator().manual_seed(1))
+    act = tr.decide()(state)["households"]
+    assert torch.allclose(act[:, 2:], torch.full_like(act[:, 2:], 0.15))
+    learned = src.PolicySource(tr.learners["households"])(state)
+    assert torch.equal(act[:, :2], learned)

@@ -169,6 +169,7 @@ class GroupSpec:
     reward: Callable[[Outcome], Tensor]
     to_engine: Callable[[Tensor, InvestmentState], Tensor]
     engine_key: str
+    slots: tuple[int, ...] | None = None
 
 
 def _global_dim(economy: InvestmentEconomy) -> int:
@@ -207,22 +208,32 @@ def planner_group(economy: InvestmentEconomy, center: str = "steady_state", shif
     )
 
 
-def households_group(economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0) -> GroupSpec:
-    """Households: one slot each, observation ``economy.observe`` (the config's information structure)."""
+def households_group(
+    economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0, slots: tuple[int, ...] | None = None
+) -> GroupSpec:
+    """Households: one slot each, observation ``economy.observe`` (the config's information structure).
+
+    With ``slots`` only those households learn (a mixed population); the trainer takes the others' actions from a
+    fixed source and ``to_engine`` returns the learners' actions ``[B, len(slots), J]`` only.
+    """
     h, j = economy.n_households, economy.n_goods
     amap = ActionMap.for_economy(economy, center, shift)
+    if slots is not None and (not slots or len(set(slots)) != len(slots) or not all(0 <= i < h for i in slots)):
+        raise ValueError(f"learning households {slots!r} must be distinct indices in [0, {h})")
+    idx = torch.as_tensor(slots if slots is not None else range(h), dtype=torch.long, device=economy.device)
     return GroupSpec(
         name="households",
-        n_slots=h,
+        n_slots=len(idx),
         obs_dim=economy.observation_size(),
         act_dim=j,
         units=1,
-        observe=lambda state: economy.observe(state),
+        observe=lambda state: economy.observe(state)[:, idx],
         global_obs=economy.global_state,
         global_dim=_global_dim(economy),
-        reward=lambda out: out.reward_households,
+        reward=lambda out: out.reward_households[:, idx],
         to_engine=lambda raw, state: amap(raw),
         engine_key="households",
+        slots=tuple(slots) if slots is not None else None,
     )
 
 

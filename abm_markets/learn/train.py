@@ -60,6 +60,12 @@ class TrainConfig(Config):
     groups: tuple[str, ...] = param(
         ("planner",), "Learning groups: planner, households, firms (firms need deciding firms)."
     )
+    learning_households: tuple[int, ...] = param(
+        (),
+        "Households group: indices of the households that learn (empty = all); the others follow the trainer's "
+        "fixed households source (a mixed population).",
+        ge=0,
+    )
     sharing: str = param(
         "shared",
         "shared: one policy per group (parameter sharing); per_agent: one policy per slot.",
@@ -141,11 +147,12 @@ class TrainConfig(Config):
         )
 
 
-def _make_group(name: str, economy: InvestmentEconomy, center: str, shift: float) -> GroupSpec:
+def _make_group(name: str, economy: InvestmentEconomy, cfg: TrainConfig) -> GroupSpec:
+    center, shift = cfg.action_center, cfg.init_shift
     if name == "planner":
         return planner_group(economy, center, shift)
     if name == "households":
-        return households_group(economy, center, shift)
+        return households_group(economy, center, shift, cfg.learning_households or None)
     return firms_group(economy)
 
 
@@ -172,11 +179,16 @@ class Trainer:
     ):
         self.economy, self.cfg, self.seed = economy, cfg, seed
         self.device = economy.device
-        self.groups = [_make_group(g, economy, cfg.action_center, cfg.init_shift) for g in cfg.groups]
+        self.groups = [_make_group(g, economy, cfg) for g in cfg.groups]
         self.fixed = dict(fixed or {})
         keys = {g.engine_key for g in self.groups} | set(self.fixed)
         if "households" not in keys:
             raise ValueError("households' actions come from no group and no fixed source")
+        for g in self.groups:
+            if g.slots is not None and g.engine_key not in self.fixed:
+                raise ValueError(
+                    f"group {g.name!r} learns for some agents only; pass fixed={{{g.engine_key!r}: source}}"
+                )
         if economy.deciding_firms and "firms" not in keys:
             raise ValueError("deciding firms need the firms group or a fixed firms source")
         # generators: one for the engine (shocks, resets), one for the agents (sampling, Tianshou updates)
@@ -205,7 +217,15 @@ class Trainer:
         return c.eps_start + (c.eps_end - c.eps_start) * frac
 
     def actions(self, state: InvestmentState, raws: dict[str, Tensor]) -> dict[str, Tensor]:
-        acts = {g.engine_key: g.to_engine(raws[g.name], state) for g in self.groups}
+        """Engine actions: the learning groups' (mapped from raw policy outputs) and the fixed sources' for the rest."""
+        acts: dict[str, Tensor] = {}
+        for g in self.groups:
+            a = g.to_engine(raws[g.name], state)
+            if g.slots is not None:  # mixed population: fixed source for the others, learners overwrite their slots
+                full = self.fixed[g.engine_key](state).clone()
+                full[:, list(g.slots)] = a.to(full.dtype)
+                a = full
+            acts[g.engine_key] = a
         for key, src in self.fixed.items():
             acts.setdefault(key, src(state))
         return acts
