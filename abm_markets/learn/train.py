@@ -193,7 +193,8 @@ class Trainer:
             raise ValueError("deciding firms need the firms group or a fixed firms source")
         # generators: one for the engine (shocks, resets), one for the agents (sampling, Tianshou updates)
         self.env_gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.agent_gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
+        self.agent_gen = torch.Generator(device=self.device).manual_seed(seed + 7919)  # action sampling
+        self.update_gen = torch.Generator(device="cpu").manual_seed(seed + 15485863)  # seeds of Tianshou's updates
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 104729)
             self.learners = {g.name: GroupLearner(g, cfg.settings(), self.device) for g in self.groups}
@@ -240,7 +241,7 @@ class Trainer:
         if off_policy and self.buffers is None:
             self.buffers = {
                 name: lrn.make_buffers(
-                    cfg.n_economies * (lrn.group.n_slots if cfg.sharing == "shared" else 1), self.agent_gen
+                    cfg.n_economies * (lrn.group.n_slots if cfg.sharing == "shared" else 1), self.update_gen
                 )
                 for name, lrn in self.learners.items()
             }
@@ -296,7 +297,7 @@ class Trainer:
                             self.buffers[name],
                             batch_size=cfg.minibatch,
                             n_updates=cfg.updates_per_step,
-                            generator=self.agent_gen,
+                            generator=self.update_gen,
                         )
                         for k, v in st.items():
                             stats[name].setdefault(k, []).append(v)
@@ -320,7 +321,7 @@ class Trainer:
                     done_t,
                     batch_size=cfg.minibatch,
                     epochs=cfg.epochs,
-                    generator=self.agent_gen,
+                    generator=self.update_gen,
                 )
                 for k, v in st.items():
                     row[f"{k}_{name}"] = v
@@ -363,6 +364,7 @@ class Trainer:
             "episode_t": self.episode_t,
             "env_gen": self.env_gen.get_state(),
             "agent_gen": self.agent_gen.get_state(),
+            "update_gen": self.update_gen.get_state(),
             "iteration": self.iteration_done,
             "env_steps": self.env_steps,
             "train_wall_s": self.train_wall_s,
@@ -378,6 +380,7 @@ class Trainer:
                 self.episode_t = state["episode_t"].to(self.device)
                 self.env_gen.set_state(state["env_gen"].cpu())
                 self.agent_gen.set_state(state["agent_gen"].cpu())
+                self.update_gen.set_state(state["update_gen"].cpu())
         self.iteration_done = int(state["iteration"])
         self.env_steps = int(state["env_steps"])
         self.train_wall_s = float(state["train_wall_s"])
