@@ -209,8 +209,10 @@ def _parse(owner: str, key: str, raw: str, tp: Any) -> Any:
             raise ValueError
         if tuple in accepted:
             elem = _elem_type(tp) or float
-            items = [t for t in text.strip("[]()").split(",") if t.strip()]
-            return tuple(elem(t.strip()) for t in items)
+            items = [t.strip() for t in text.strip().strip("[]()").split(",") if t.strip()]
+            if elem is str:
+                items = [t.strip("\"'") for t in items]  # TOML/JSON-style quoted strings
+            return tuple(elem(t) for t in items)
         if int in accepted and float not in accepted:
             f = float(text)
             if not f.is_integer():

@@ -221,3 +221,10 @@ def test_deciding_firms_post_price_and_capacity() -> None:
 def test_softmax_shares_in_simplex() -> None:
     s = shares_from_logits(torch.randn(10, 4, 3 + 1, generator=torch.Generator().manual_seed(0)))
     assert bool((s > 0).all()) and bool((s.sum(-1) < 1).all())
+
+
+def test_tuple_settings_accept_toml_style_lists() -> None:
+    cfg = InvestmentConfig.from_overrides({"tfp_values": "[0.8, 1.2]", "household_obs": '["own_capital", "prices"]'})
+    assert cfg.tfp_values == (0.8, 1.2)
+    assert cfg.household_obs == ("own_capital", "prices")
+    assert InvestmentConfig.from_overrides({"household_obs": "own_capital,own_tfp"}).household_obs == ("own_capital", "own_tfp")
