@@ -228,7 +228,8 @@ def _plots(ctx: RunContext, cfg: DeepRLCollusionConfig, eco: Any, curves: list, 
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(gain_all, bins=30, alpha=0.6, label="economies")
+    lo, hi = float(np.min(gain_all)), float(np.max(gain_all))
+    ax.hist(gain_all, bins=np.linspace(lo - 0.02, hi + 0.02, 31), alpha=0.6, label="economies")  # works if lo == hi
     for g in per_seed["profit_gain"].to_list():
         ax.axvline(g, color="C1", lw=1.5)
     ax.axvline(0.0, color="k", ls="--", lw=1, label="Nash (0)")
