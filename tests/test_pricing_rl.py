@@ -192,3 +192,14 @@ def test_deviation_is_the_static_best_response() -> None:
     assert path.shape == (5, 15, 2)
     np.testing.assert_array_equal(path[0, :, 1], eco.grid.numpy())
     np.testing.assert_array_equal(path[1, :, 0], eco.grid.numpy()[br])
+
+
+def test_scenario_with_one_economy_and_one_session(tmp_path) -> None:
+    """All Deltas equal (one value): the summary and the histogram are still written."""
+    from abm_markets.runner import run_scenario
+
+    over = {"learner": "ppo", "observation": "own", "n_seeds": "1", "n_economies": "1", "iterations": "1"}
+    out = run_scenario("collusion-deeprl", overrides=over, seed=0, out=tmp_path / "run")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["profit_gain_std"] == 0.0 and s["profit_gain_quantiles"]["q05"] == s["profit_gain_mean"]
+    assert (out / "plots" / "profit_gain.png").exists()
