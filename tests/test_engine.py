@@ -228,3 +228,9 @@ def test_tuple_settings_accept_toml_style_lists() -> None:
     assert cfg.tfp_values == (0.8, 1.2)
     assert cfg.household_obs == ("own_capital", "prices")
     assert InvestmentConfig.from_overrides({"household_obs": "own_capital,own_tfp"}).household_obs == ("own_capital", "own_tfp")
+
+
+def test_registered_economy_ids() -> None:
+    from abm_markets.engine import economy_ids
+
+    assert {"InvestmentPlanner-v1", "InvestmentMarket-v1", "LogitDuopoly-v1"} <= set(economy_ids())

@@ -114,9 +114,15 @@ def register_economy(env_id: str) -> Callable[[Callable[..., Any]], Callable[...
     return deco
 
 
+def _load_economies() -> None:
+    """Import the modules that register economies."""
+    import abm_markets.engine.investment  # noqa: F401 - registers InvestmentPlanner-v1, InvestmentMarket-v1
+    import abm_markets.engine.pricing  # noqa: F401 - registers LogitDuopoly-v1
+
+
 def make_economy(env_id: str, cfg: Any, **kwargs: Any) -> Any:
     """Build a registered economy by id (unknown ids suggest close ones)."""
-    import abm_markets.engine.investment  # noqa: F401 - registers the investment economies
+    _load_economies()
 
     if env_id not in _ECONOMIES:
         raise unknown("economy", env_id, _ECONOMIES)
@@ -124,6 +130,6 @@ def make_economy(env_id: str, cfg: Any, **kwargs: Any) -> Any:
 
 
 def economy_ids() -> list[str]:
-    import abm_markets.engine.investment  # noqa: F401
+    _load_economies()
 
     return sorted(_ECONOMIES)
