@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from abm_markets.numerics import stationary_distribution
+
 
 @dataclass(frozen=True)
 class MarkovChain:
@@ -28,16 +30,8 @@ class MarkovChain:
         return MarkovChain(self.values.to(device=device, dtype=dtype), self.transition.to(device=device, dtype=dtype))
 
     def stationary(self) -> Tensor:
-        """Stationary distribution ``pi = pi P`` (power iteration in float64), shape ``[S]``."""
-        p = self.transition.double()
-        pi = torch.full((self.n_states,), 1.0 / self.n_states, dtype=torch.float64, device=p.device)
-        for _ in range(10_000):
-            new = pi @ p
-            if torch.max(torch.abs(new - pi)) < 1e-15:
-                pi = new
-                break
-            pi = new
-        return pi.to(self.values.dtype)
+        """Stationary distribution ``pi = pi P`` (one linear solve in float64), shape ``[S]``."""
+        return stationary_distribution(self.transition.double()).to(self.values.dtype)
 
     def step(self, index: Tensor, uniform: Tensor) -> Tensor:
         """Next state indices by inverse CDF.

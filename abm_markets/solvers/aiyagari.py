@@ -27,13 +27,14 @@ are fixed-point iterations.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import torch
 
 from abm_markets.config import Config, param
 from abm_markets.errors import ConfigError
+from abm_markets.numerics import asset_grid, interp_rows, rouwenhorst
+from abm_markets.numerics import stationary_distribution as markov_stationary
 
 __all__ = [
     "AiyagariConfig",
@@ -113,40 +114,6 @@ class StationaryEquilibrium(NamedTuple):
 
 
 # ------------------------------------------------------------------ building blocks
-def rouwenhorst(n: int, rho: float, sd_innov: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rouwenhorst (1995) discretisation of ``x' = rho x + sd_innov eps``.
-
-    Returns:
-        ``(x, P)``: grid of shape ``(n,)`` spanning ``+-sqrt(n-1)`` unconditional sds,
-        and the row-stochastic transition matrix ``(n, n)``. Matches the AR(1)'s
-        mean, variance and autocorrelation exactly.
-    """
-    if n == 1:
-        return torch.zeros(1, dtype=DTYPE), torch.ones(1, 1, dtype=DTYPE)
-    p = (1.0 + rho) / 2.0
-    P = torch.tensor([[p, 1 - p], [1 - p, p]], dtype=DTYPE)
-    for m in range(3, n + 1):
-        Q = torch.zeros(m, m, dtype=DTYPE)
-        Q[:-1, :-1] += p * P
-        Q[:-1, 1:] += (1 - p) * P
-        Q[1:, :-1] += (1 - p) * P
-        Q[1:, 1:] += p * P
-        Q[1:-1] /= 2.0
-        P = Q
-    sd_x = sd_innov / math.sqrt(1.0 - rho**2)
-    x = torch.linspace(-1.0, 1.0, n, dtype=DTYPE) * sd_x * math.sqrt(n - 1)
-    return x, P
-
-
-def stationary_markov(P: torch.Tensor, tol: float = 1e-14) -> torch.Tensor:
-    """Stationary distribution of a row-stochastic matrix by power iteration."""
-    pi = torch.full((P.shape[0],), 1.0 / P.shape[0], dtype=P.dtype)
-    for _ in range(100_000):
-        new = pi @ P
-        if float((new - pi).abs().max()) < tol:
-            return new / new.sum()
-        pi = new
-    return pi / pi.sum()
 
 
 def income_process(n: int, rho: float, sd_innov: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,15 +123,9 @@ def income_process(n: int, rho: float, sd_innov: float) -> tuple[torch.Tensor, t
         ``(e, P, pi)`` with ``pi @ e == 1``.
     """
     x, P = rouwenhorst(n, rho, sd_innov)
-    pi = stationary_markov(P)
+    pi = markov_stationary(P)
     e = torch.exp(x)
     return e / (pi @ e), P, pi
-
-
-def asset_grid(a_min: float, a_max: float, n: int, power: float = 2.0) -> torch.Tensor:
-    """Asset grid ``a_min + (a_max - a_min) * u^power`` on a uniform ``u`` in [0, 1], shape ``(n,)``."""
-    u = torch.linspace(0.0, 1.0, n, dtype=DTYPE)
-    return a_min + (a_max - a_min) * u**power
 
 
 def firm(K: torch.Tensor | float, z: torch.Tensor | float, alpha: float, delta: float, L: float = 1.0):
@@ -179,25 +140,6 @@ def firm(K: torch.Tensor | float, z: torch.Tensor | float, alpha: float, delta: 
 def capital_demand(r: float, alpha: float, delta: float, z: float = 1.0, L: float = 1.0) -> float:
     """Firm capital demand ``K = L (alpha z / (r + delta))^(1/(1-alpha))``."""
     return L * (alpha * z / (r + delta)) ** (1.0 / (1.0 - alpha))
-
-
-def interp_rows(x: torch.Tensor, y: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
-    """Batched piecewise-linear interpolation with linear extrapolation.
-
-    Args:
-        x: Knots, shape ``(..., n)``, increasing along the last axis.
-        y: Values at the knots, shape ``(..., n)``.
-        xq: Query points, shape ``(..., m)`` (same leading shape).
-
-    Returns:
-        Interpolated values, shape ``(..., m)``.
-    """
-    n = x.shape[-1]
-    idx = torch.searchsorted(x.contiguous(), xq.contiguous()).clamp(1, n - 1)
-    x0, x1 = x.gather(-1, idx - 1), x.gather(-1, idx)
-    y0, y1 = y.gather(-1, idx - 1), y.gather(-1, idx)
-    t = (xq - x0) / (x1 - x0)
-    return y0 + t * (y1 - y0)
 
 
 def lottery(grid: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,7 +278,7 @@ def stationary_distribution(
         g = torch.linalg.solve(A, b).clamp(min=0.0)
         return (g / g.sum()).reshape(n_a, n_e), 0
     i, w = lottery(a_grid, a_next)
-    pi_e = stationary_markov(P_e)
+    pi_e = markov_stationary(P_e)
     g = dist_init if dist_init is not None else torch.ones(n_a, 1, dtype=DTYPE) / n_a * pi_e[None, :]
     for it in range(1, max_iter + 1):
         new = push_forward(g, i, w, P_e)
