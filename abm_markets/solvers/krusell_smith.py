@@ -49,6 +49,7 @@ from abm_markets.solvers.aiyagari import (
 )
 
 __all__ = [
+    "KSCalibration",
     "KSConfig",
     "KSSolution",
     "euler_errors",
@@ -62,8 +63,8 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class KSConfig(Config):
-    """Calibration and numerics of the Krusell-Smith algorithm."""
+class KSCalibration(Config):
+    """Krusell-Smith economy and grids (the SRL paper's calibration), shared by the KS algorithm and SRL."""
 
     beta: float = param(0.95, "Discount factor.", gt=0.0, lt=1.0)
     sigma: float = param(3.0, "CRRA coefficient.", gt=0.0)
@@ -80,6 +81,12 @@ class KSConfig(Config):
     grid_power: float = param(2.0, "Asset grid curvature.", ge=1.0)
     n_K: int = param(12, "Aggregate capital grid points.", ge=3)
     K_width: float = param(0.4, "Capital grid spans K_ss * (1 +- K_width).", gt=0.0, lt=1.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KSConfig(KSCalibration):
+    """Calibration and numerics of the Krusell-Smith algorithm."""
+
     T: int = param(2000, "Simulated periods per iteration.", ge=50)
     burn: int = param(200, "Discarded initial periods.", ge=0)
     damping: float = param(0.5, "Weight on the new regression coefficients.", gt=0.0, le=1.0)

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from abm_markets.config import Config, param
+from abm_markets.solvers.krusell_smith import KSCalibration
 from abm_markets.srl import grids
 from abm_markets.srl.solver import PeriodInput, PeriodOutput, interp_axis1, take_agg
 
@@ -49,24 +49,11 @@ __all__ = ["KSEconomyConfig", "KSModel"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class KSEconomyConfig(Config):
-    """Economy and grids of the Krusell-Smith model (defaults: the SRL paper's calibration)."""
+class KSEconomyConfig(KSCalibration):
+    """Economy and grids of the Krusell-Smith model (defaults: the SRL paper's calibration).
 
-    beta: float = param(0.95, "Discount factor.", gt=0.0, lt=1.0)
-    sigma: float = param(3.0, "CRRA coefficient.", gt=0.0)
-    alpha: float = param(0.36, "Capital share.", gt=0.0, lt=1.0)
-    delta: float = param(0.08, "Depreciation rate.", ge=0.0, le=1.0)
-    rho_e: float = param(0.6, "Persistence of log labour efficiency.", ge=0.0, lt=1.0)
-    sd_e: float = param(0.2, "Innovation sd of log labour efficiency.", ge=0.0)
-    n_e: int = param(3, "Rouwenhorst states of labour efficiency.", ge=1)
-    rho_z: float = param(0.9, "Persistence of log TFP.", ge=0.0, lt=1.0)
-    sd_z: float = param(0.03, "Innovation sd of log TFP.", ge=0.0)
-    n_z: int = param(3, "Rouwenhorst states of TFP.", ge=2)
-    a_max: float = param(50.0, "Top of the asset grid (borrowing limit 0).", gt=0.0)
-    n_a: int = param(200, "Asset grid points.", ge=10)
-    grid_power: float = param(2.0, "Asset grid curvature (dense near 0).", ge=1.0)
-    n_K: int = param(12, "Capital (price) grid points.", ge=3)
-    K_width: float = param(0.4, "Capital grid spans K_ss (1 +- K_width).", gt=0.0, lt=1.0)
+    The same fields as the Krusell-Smith algorithm's calibration, so both solve one economy.
+    """
 
 
 class KSModel:
