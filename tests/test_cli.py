@@ -167,3 +167,15 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: py
 def test_console_script_runs() -> None:
     res = subprocess.run([sys.executable, "-m", "abm_markets", "list"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "investment-planner" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "preset", sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_preset_resolves(preset: Path) -> None:
+    """Each shipped preset names a registered scenario and only valid settings."""
+    from abm_markets.runner import resolve
+
+    scen, cfg, _ = resolve(str(preset), {})
+    assert scen.name in preset.read_text()
+    assert len(cfg.config_hash()) == 16
