@@ -116,7 +116,7 @@ def register_economy(env_id: str) -> Callable[[Callable[..., Any]], Callable[...
 
 def _load_economies() -> None:
     """Import the modules that register economies."""
-    import abm_markets.engine.investment  # noqa: F401 - registers InvestmentPlanner-v1, InvestmentMarket-v1
+    import abm_markets.engine.investment  # registers InvestmentPlanner-v1, InvestmentMarket-v1
     import abm_markets.engine.pricing  # noqa: F401 - registers LogitDuopoly-v1
 
 

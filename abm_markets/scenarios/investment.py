@@ -123,7 +123,7 @@ def discounted(values: torch.Tensor, beta: float) -> torch.Tensor:
 @register(
     "investment-planner",
     config=PlannerScenarioConfig,
-    description="Stochastic planner investment economy (1 household, 1 good): learning planner (PPO default) vs the DP policy",
+    description="Stochastic planner investment economy (1 household, 1 good): learning planner (PPO) vs the DP policy",
 )
 def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.engine.investment import InvestmentEconomy
