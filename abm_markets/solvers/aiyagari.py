@@ -38,6 +38,7 @@ from abm_markets.numerics import stationary_distribution as markov_stationary
 
 __all__ = [
     "AiyagariConfig",
+    "HouseholdCalibration",
     "StationaryEquilibrium",
     "asset_grid",
     "egm_policy",
@@ -56,8 +57,13 @@ DTYPE = torch.float64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AiyagariConfig(Config):
-    """Calibration and numerics of the stationary Krusell-Smith (Aiyagari) economy."""
+class HouseholdCalibration(Config):
+    """Preferences, technology and idiosyncratic risk of the Krusell-Smith calibration.
+
+    Shared by the stationary economy (:class:`AiyagariConfig`) and the economy with
+    aggregate risk (:class:`abm_markets.solvers.krusell_smith.KSCalibration`), so
+    both solve the same households.
+    """
 
     beta: float = param(0.95, "Discount factor (per period).", gt=0.0, lt=1.0)
     sigma: float = param(3.0, "Coefficient of relative risk aversion (CRRA).", gt=0.0)
@@ -66,10 +72,16 @@ class AiyagariConfig(Config):
     rho_e: float = param(0.6, "Persistence of log labour efficiency (AR(1)).", ge=0.0, lt=1.0)
     sd_e: float = param(0.2, "Innovation standard deviation of log labour efficiency.", ge=0.0)
     n_e: int = param(3, "Number of Rouwenhorst states for labour efficiency.", ge=1)
+    n_a: int = param(200, "Number of asset grid points.", ge=10)
+    grid_power: float = param(2.0, "Curvature of the asset grid (1 = uniform, >1 denser near the limit).", ge=1.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AiyagariConfig(HouseholdCalibration):
+    """Calibration and numerics of the stationary Krusell-Smith (Aiyagari) economy."""
+
     a_min: float = param(0.0, "Borrowing limit (minimum assets).")
     a_max: float = param(50.0, "Largest asset grid point.")
-    n_a: int = param(200, "Number of asset grid points.", ge=10)
-    grid_power: float = param(2.0, "Curvature of the asset grid (1 = uniform, >1 denser near a_min).", ge=1.0)
     z: float = param(1.0, "Total factor productivity (no aggregate risk).", gt=0.0)
     tol_egm: float = param(1e-10, "Sup-norm tolerance of the EGM fixed point on consumption.", gt=0.0)
     tol_dist: float = param(1e-12, "Sup-norm tolerance of the stationary distribution.", gt=0.0)

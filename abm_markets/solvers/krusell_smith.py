@@ -33,11 +33,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from abm_markets.config import Config, param
+from abm_markets.config import param
 from abm_markets.errors import ConfigError
 from abm_markets.solvers.aiyagari import (
     DTYPE,
     AiyagariConfig,
+    HouseholdCalibration,
     asset_grid,
     firm,
     income_process,
@@ -63,22 +64,13 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class KSCalibration(Config):
+class KSCalibration(HouseholdCalibration):
     """Krusell-Smith economy and grids (the SRL paper's calibration), shared by the KS algorithm and SRL."""
 
-    beta: float = param(0.95, "Discount factor.", gt=0.0, lt=1.0)
-    sigma: float = param(3.0, "CRRA coefficient.", gt=0.0)
-    alpha: float = param(0.36, "Capital share.", gt=0.0, lt=1.0)
-    delta: float = param(0.08, "Depreciation rate.", ge=0.0, le=1.0)
-    rho_e: float = param(0.6, "Persistence of log efficiency.", ge=0.0, lt=1.0)
-    sd_e: float = param(0.2, "Innovation sd of log efficiency.", ge=0.0)
-    n_e: int = param(3, "Rouwenhorst states for efficiency.", ge=1)
     rho_z: float = param(0.9, "Persistence of log TFP.", ge=0.0, lt=1.0)
     sd_z: float = param(0.03, "Innovation sd of log TFP.", ge=0.0)
     n_z: int = param(3, "Rouwenhorst states for TFP.", ge=2)
     a_max: float = param(50.0, "Largest asset grid point (borrowing limit is 0).", gt=0.0)
-    n_a: int = param(200, "Asset grid points.", ge=10)
-    grid_power: float = param(2.0, "Asset grid curvature.", ge=1.0)
     n_K: int = param(12, "Aggregate capital grid points.", ge=3)
     K_width: float = param(0.4, "Capital grid spans K_ss * (1 +- K_width).", gt=0.0, lt=1.0)
 
@@ -101,20 +93,9 @@ class KSConfig(KSCalibration):
             raise ConfigError(f"KSConfig.burn = {self.burn} must be < T - 10 = {self.T - 10}")
 
     def stationary(self, **kw) -> AiyagariConfig:
-        """The matching no-aggregate-risk config."""
-        return AiyagariConfig(
-            beta=self.beta,
-            sigma=self.sigma,
-            alpha=self.alpha,
-            delta=self.delta,
-            rho_e=self.rho_e,
-            sd_e=self.sd_e,
-            n_e=self.n_e,
-            a_max=self.a_max,
-            n_a=self.n_a,
-            grid_power=self.grid_power,
-            **kw,
-        )
+        """The matching no-aggregate-risk config (same households, same asset grid)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(HouseholdCalibration)}
+        return AiyagariConfig(**shared, a_max=self.a_max, **kw)
 
 
 class KSSolution(NamedTuple):
