@@ -8,36 +8,7 @@
 See ``docs/srl.md``.
 """
 
-from abm_markets.srl.solver import (
-    PeriodInput,
-    PeriodOutput,
-    Rollout,
-    SRLConfig,
-    SRLModel,
-    SRLResult,
-    describe,
-    interp_axis1,
-    policy_gradient,
-    rollout,
-    simulate,
-    simulate_markov,
-    solve,
-    take_agg,
-)
+from abm_markets.srl import solver as _solver
+from abm_markets.srl.solver import *  # noqa: F403 - the package re-exports the solver's public API
 
-__all__ = [
-    "PeriodInput",
-    "PeriodOutput",
-    "Rollout",
-    "SRLConfig",
-    "SRLModel",
-    "SRLResult",
-    "describe",
-    "interp_axis1",
-    "policy_gradient",
-    "rollout",
-    "simulate",
-    "simulate_markov",
-    "solve",
-    "take_agg",
-]
+__all__ = list(_solver.__all__)
