@@ -63,7 +63,8 @@ class MarketsScenarioConfig(InvestmentConfig):
     description="Market formulation under Walrasian, posted-price and bilateral-network trade, same shocks and rule",
 )
 def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
-    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.agents.rules import steady_state_share
+    from abm_markets.engine.investment import InvestmentEconomy, steady_state_capital
     from abm_markets.solvers.investment import steady_state
 
     base = economy_config(cfg)
@@ -74,15 +75,12 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     with ctx.progress(len(cfg.mechanisms), "mechanisms", unit="mech") as bar:
         for mech in cfg.mechanisms:
             econ = dataclasses.replace(base, market=mech)
-            eco = InvestmentEconomy(econ, device=ctx.device)
             if cfg.k_init is None:
-                eco_init = InvestmentEconomy(dataclasses.replace(econ, k_init=0.6 * eco.k_ss), device=ctx.device)
-            else:
-                eco_init = eco
-            y_ss = eco.k_ss**cfg.alpha
-            share = cfg.phi * h * cfg.delta**2 * eco.k_ss**2 / (eco.n_firms * y_ss)
+                econ = dataclasses.replace(econ, k_init=0.6 * steady_state_capital(econ))
+            eco = InvestmentEconomy(econ, device=ctx.device)
+            share = steady_state_share(econ)
             gen = ctx.generator(offset=11)  # same shocks for every mechanism
-            state = eco_init.initial_state(cfg.n_economies, gen)
+            state = eco.initial_state(cfg.n_economies, gen)
             action = torch.full((cfg.n_economies, h, j), share, dtype=eco.dtype, device=ctx.device)
             rec: dict[str, list[torch.Tensor]] = {
                 k: [] for k in ("capital", "consumption", "price", "unsold", "profit", "price_spread", "spent_share")
@@ -93,10 +91,7 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 rec["capital"].append(k_now.mean((1, 2)))
                 rec["consumption"].append(out.consumption.mean(1))
                 rec["price"].append(out.price.mean(1))
-                rec["unsold"].append(
-                    out.sold.new_zeros(())
-                    + (out.produced - out.sold).sum((1, 2)) / out.produced.sum((1, 2)).clamp_min(1e-300)
-                )
+                rec["unsold"].append((out.produced - out.sold).sum((1, 2)) / out.produced.sum((1, 2)).clamp_min(1e-300))
                 rec["profit"].append(out.profit.sum((1, 2)))
                 rec["price_spread"].append(
                     (out.firm_price.amax(-1) - out.firm_price.amin(-1)).mean(1) / out.price.mean(1)
