@@ -27,18 +27,41 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
         "InvestmentMarket-v1",
         {"n_households": 4, "n_capital_goods": 2, "firms_per_good": 2, "agg_tfp_values": (0.95, 1.05)},
     ),
-    "posted": ("InvestmentMarket-v1", {"n_households": 4, "market": "posted", "firms_per_good": 3}),
+    "posted": (
+        "InvestmentMarket-v1",
+        {"formulation": "market", "n_households": 4, "market": "posted", "firms_per_good": 3},
+    ),
     "posted_decision": (
         "InvestmentMarket-v1",
-        {"n_households": 3, "n_capital_goods": 2, "market": "posted", "firms": "decision", "firms_per_good": 2},
+        {
+            "formulation": "market",
+            "n_households": 3,
+            "n_capital_goods": 2,
+            "market": "posted",
+            "firms": "decision",
+            "firms_per_good": 2,
+        },
     ),
     "bilateral": (
         "InvestmentMarket-v1",
-        {"n_households": 5, "market": "bilateral", "network": "random", "firms_per_good": 2, "bargaining_power": 0.5},
+        {
+            "formulation": "market",
+            "n_households": 5,
+            "market": "bilateral",
+            "network": "random",
+            "firms_per_good": 2,
+            "bargaining_power": 0.5,
+        },
     ),
     "walrasian_decision_quantities": (
         "InvestmentMarket-v1",
-        {"n_households": 3, "market": "walrasian", "firms": "decision", "action": "quantities"},
+        {
+            "formulation": "market",
+            "n_households": 3,
+            "market": "walrasian",
+            "firms": "decision",
+            "action": "quantities",
+        },
     ),
     "duopoly_grid": ("LogitDuopoly-v1", {"memory": 2, "observation": "noisy"}),
     "duopoly_continuous": ("LogitDuopoly-v1", {"action": "continuous", "observation": "lagged"}),
@@ -77,8 +100,14 @@ def _flat(obj) -> dict[str, torch.Tensor]:
     return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
 
 
-def record(step_fn=None) -> dict[str, dict[str, torch.Tensor]]:
-    """Run every case; ``step_fn(eco, state, actions, gen)`` defaults to the engine's own ``step``."""
+def _observe(eco, state) -> dict[str, torch.Tensor]:
+    """Observations as the pre-protocol learners saw them."""
+    return {"households" if hasattr(eco, "k_ss") else "firms": eco.observe(state), "global": eco.global_state(state)}
+
+
+def record(step_fn=None, observe_fn=None) -> dict[str, dict[str, torch.Tensor]]:
+    """Run every case; ``step_fn(eco, state, actions, gen)`` defaults to the engine's own ``step``,
+    ``observe_fn(eco, state) -> {name: tensor}`` to the pre-protocol observations."""
     from abm_markets.engine import make_economy
 
     out: dict[str, dict[str, torch.Tensor]] = {}
@@ -93,6 +122,8 @@ def record(step_fn=None) -> dict[str, dict[str, torch.Tensor]]:
             if eco.spec.id.startswith("LogitDuopoly") and step_fn is None:
                 acts = acts["firms"]
             state, outcome = (step_fn or (lambda e, s, a, g: e.step(s, a, g)))(eco, state, acts, env_gen)
+            for k, v in (observe_fn or _observe)(eco, state).items():
+                rec.setdefault(f"obs.{k}", []).append(v.clone())
             for prefix, obj in (("state", state), ("outcome", outcome)):
                 for k, v in _flat(obj).items():
                     rec.setdefault(f"{prefix}.{k}", []).append(v.clone())
