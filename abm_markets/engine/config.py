@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from abm_markets.config import Config, param
-from abm_markets.errors import ConfigError
+from abm_markets.errors import ConfigError, UserError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -96,6 +96,12 @@ class InvestmentConfig(Config):
         "Information structure: blocks each household observes (own_capital, own_tfp, agg_capital, agg_tfp, "
         "all_capital, all_tfp, prices, time).",
     )
+    information: tuple[str, ...] = param(
+        (),
+        "Information structure per group and subgroup, entries group[start:stop]=block+block (slice optional), "
+        "e.g. households[:2]=own_capital+own_tfp+all_capital; overrides household_obs for the groups it names. "
+        "Firms' blocks: own_price, own_demand, good_capital, agg_tfp.",
+    )
     network_seed: int = param(0, "Seed of the random trading network (fixed across episodes).", ge=0)
     c_floor: float = param(1e-6, "Consumption floor inside the utility function (avoids log 0).", gt=0.0)
     horizon: int = param(200, "Episode length in periods (environments truncate here).", ge=1)
@@ -119,6 +125,14 @@ class InvestmentConfig(Config):
                 "InvestmentConfig.firms = 'decision' is invalid with formulation = 'planner'; "
                 "expected formulation = 'market' for deciding firms"
             )
+        if self.information:
+            from abm_markets.engine.investment import decision_groups
+            from abm_markets.engine.protocol import parse_information
+
+            try:
+                parse_information(self.information, decision_groups(self))
+            except UserError as e:
+                raise ConfigError(f"InvestmentConfig.information: {e}") from None
         if self.k_init is not None and not math.isfinite(self.k_init):
             raise ConfigError(f"InvestmentConfig.k_init = {self.k_init!r} is invalid; expected a finite number > 0")
 

@@ -69,6 +69,8 @@ class EconomySpec:
     shocks: tuple[str, ...]
     observation_blocks: tuple[str, ...] = OBSERVATION_BLOCKS
     history: tuple[str, ...] = field(default=())
+    logged: tuple[Any, ...] = field(default=())
+    """Logged quantities (:class:`~abm_markets.engine.protocol.LoggedVariable`)."""
 
     def __post_init__(self) -> None:
         names = {g.name for g in self.groups}

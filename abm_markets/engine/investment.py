@@ -38,16 +38,26 @@ firms ``[B, J, M]`` (``M`` firms per good).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+import gymnasium
 import numpy as np
 import torch
 from torch import Tensor
 
 from abm_markets.engine.config import InvestmentConfig
-from abm_markets.engine.economy import AgentGroup, EconomySpec, Good, register_economy
+from abm_markets.engine.economy import OBSERVATION_BLOCKS, AgentGroup, EconomySpec, Good, register_economy
+from abm_markets.engine.protocol import (
+    BatchedEconomy,
+    Block,
+    DecisionGroup,
+    LoggedVariable,
+    index_state,
+    parse_information,
+)
 from abm_markets.engine.preferences import crra_utility
 from abm_markets.engine.shocks import MarkovChain, persistent_chain
 from abm_markets.engine.technology import accumulate, output, pooled_investment
@@ -97,9 +107,7 @@ class InvestmentState:
 
     def index(self, idx: Tensor | slice | int) -> InvestmentState:
         """Select economies along the batch dimension."""
-        if isinstance(idx, int):
-            idx = slice(idx, idx + 1)
-        return InvestmentState(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return index_state(self, idx)
 
 
 class Outcome(NamedTuple):
@@ -143,7 +151,131 @@ def steady_state_capital(cfg: InvestmentConfig) -> float:
     return float((num / den) ** (1.0 / (2.0 - cfg.alpha)))
 
 
-class InvestmentEconomy:
+def steady_state_spending_share(cfg: InvestmentConfig) -> float:
+    """Total spending share ``sum_j s_j`` of output in the deterministic steady state (``Z = 1``).
+
+    Planner: ``x_ij = phi/2 I_j I_ij`` with ``I_j = N^h delta K`` and ``I_ij = delta K``; with
+    ``K^(2-alpha) = alpha beta / (N^c N^h phi delta (1 - beta(1-delta)))`` this gives
+    ``sum_j s_j = alpha beta delta / (2 (1 - beta (1 - delta)))`` for every ``N^h, N^c``. Market (competitive,
+    Walrasian): households pay ``p = phi I_j`` per unit, twice the planner's average cost, so the share
+    doubles (and is divided by the ``M`` firms per good).
+    """
+    s = cfg.alpha * cfg.beta * cfg.delta / (2.0 * (1.0 - cfg.beta * (1.0 - cfg.delta)))
+    if cfg.formulation == "market":
+        s *= 2.0 / cfg.firms_per_good
+    return s
+
+
+def firm_scales(cfg: InvestmentConfig) -> tuple[float, float, float]:
+    """Steady-state quantity, price and revenue of one firm ``(q_ss, p_ss, S_ss)``.
+
+    ``q_ss = N^h delta K / M`` units per firm at the competitive price ``p_ss = phi q_ss``; ``S_ss = p_ss q_ss``.
+    """
+    m = cfg.firms_per_good if cfg.formulation == "market" else 1
+    q = cfg.n_households * cfg.delta * steady_state_capital(cfg) / m
+    return q, cfg.phi * q, cfg.phi * q * q
+
+
+HOUSEHOLD_BLOCK_DOCS = {
+    "own_capital": "own capital K_ij / K_ss, per good",
+    "own_tfp": "own TFP Z_i",
+    "agg_capital": "mean capital of each good / K_ss",
+    "agg_tfp": "mean TFP",
+    "all_capital": "every household's capital / K_ss",
+    "all_tfp": "every household's TFP",
+    "prices": "last period's price of each good / p_ss",
+    "time": "t / horizon",
+}
+FIRM_BLOCK_DOCS = {
+    "own_price": "its good's last average price / p_ss",
+    "own_demand": "spending buyers wanted to place with it last period / S_ss",
+    "good_capital": "mean capital of its good / K_ss",
+    "agg_tfp": "mean TFP",
+}
+
+
+def decision_groups(cfg: InvestmentConfig) -> tuple[DecisionGroup, ...]:
+    """The decision groups of the investment economy (declared from the config alone).
+
+    * ``households``: ``N^h`` slots, action ``[J]`` spending shares (``Box(0, 1)``) or investment requests
+      (``Box(0, K_ss)``), raw policy output ``[J]``, reward ``u(C_i)`` (minus the budget penalty);
+    * ``planner``: one slot acting for every household (``units = N^h``), observing their own blocks,
+      reward ``sum_i u(C_i)``; not a front-end agent;
+    * ``firms`` (market formulation with ``firms = "decision"``): ``N^c M`` slots, action (posted price,
+      capacity) in ``Box(0, (10 p_ss, 10 q_ss))``, raw output ``[2]``, reward profit.
+    """
+    h, j = cfg.shape
+    k_ss = steady_state_capital(cfg)
+    sizes = {
+        "own_capital": j,
+        "own_tfp": 1,
+        "agg_capital": j,
+        "agg_tfp": 1,
+        "all_capital": h * j,
+        "all_tfp": h,
+        "prices": j,
+        "time": 1,
+    }
+    blocks = tuple(Block(n, sizes[n], 0.0, float("inf"), HOUSEHOLD_BLOCK_DOCS[n]) for n in sizes)
+    if cfg.action == "shares":
+        h_act = gymnasium.spaces.Box(0.0, 1.0, (j,), np.float32)
+    else:
+        h_act = gymnasium.spaces.Box(0.0, float(k_ss), (j,), np.float32)
+    reward = "u(C_i)" + (" - penalty * overshoot" if cfg.budget == "penalty" else "")
+    own = tuple(b for b in cfg.household_obs if b in ("own_capital", "own_tfp")) or ("own_capital", "own_tfp")
+    groups = [
+        DecisionGroup("households", h, "households", blocks, cfg.household_obs, h_act, j, reward=reward),
+        DecisionGroup(
+            "planner",
+            1,
+            "households",
+            tuple(b for b in blocks if b.name in ("own_capital", "own_tfp")),
+            own,
+            h_act,
+            h * j,
+            units=h,
+            reward="sum_i u(C_i)",
+            agent=False,
+        ),
+    ]
+    if cfg.formulation == "market" and cfg.firms == "decision":
+        q_ss, p_ss, _ = firm_scales(cfg)
+        f_act = gymnasium.spaces.Box(
+            np.zeros(2, np.float32), np.array([10.0 * p_ss, 10.0 * q_ss], np.float32), dtype=np.float32
+        )
+        f_blocks = tuple(Block(n, 1, 0.0, float("inf"), d) for n, d in FIRM_BLOCK_DOCS.items())
+        groups.append(
+            DecisionGroup(
+                "firms",
+                j * cfg.firms_per_good,
+                "firms",
+                f_blocks,
+                tuple(FIRM_BLOCK_DOCS),
+                f_act,
+                2,
+                reward="p * sold - phi/2 * produced^2",
+            )
+        )
+    return tuple(groups)
+
+
+LOGGED = (
+    LoggedVariable("capital", "households", "capital carried into the next period, summed over goods"),
+    LoggedVariable("tfp", "households", "TFP Z_i of the period"),
+    LoggedVariable("output", "households", "output Y_i"),
+    LoggedVariable("consumption", "households", "consumption C_i"),
+    LoggedVariable("investment", "households", "units of capital goods received, summed over goods"),
+    LoggedVariable("spending", "households", "spending on capital goods, summed over goods"),
+    LoggedVariable("utility", "households", "u(C_i)"),
+    LoggedVariable("price", "good", "average price of each good (planner: shadow price phi I_j)"),
+    LoggedVariable("sold", "good", "units sold of each good"),
+    LoggedVariable("produced", "good", "units produced of each good"),
+    LoggedVariable("profit", "good", "firms' profit per good"),
+    LoggedVariable("welfare", "economy", "sum_i u(C_i)"),
+)
+
+
+class InvestmentEconomy(BatchedEconomy):
     """Batched investment economy: ``initial_state`` and pure ``step``.
 
     Args:
@@ -165,6 +297,9 @@ class InvestmentEconomy:
         self.k_ss = steady_state_capital(cfg)
         self.market = self._make_market()
         self.spec = self._make_spec()
+        self.groups = decision_groups(cfg)
+        self.information = parse_information(cfg.information, self.groups)
+        self.default_group = "households"
 
     # ------------------------------------------------------------------ setup
     def _make_market(self) -> WalrasianMarket | PostedPriceMarket | BilateralMarket | None:
@@ -209,12 +344,13 @@ class InvestmentEconomy:
                 markets=("pool",),
                 shocks=("idiosyncratic_tfp", "aggregate_tfp"),
                 history=ENV_HISTORY,
+                logged=LOGGED,
             )
         firms = AgentGroup(
             name="firms",
             count=self.n_goods * self.n_firms,
             action="rule p = phi * I" if cfg.firms == "competitive" else "[2] (posted price, capacity)",
-            observes=("prices", "agg_capital", "agg_tfp"),
+            observes=tuple(FIRM_BLOCK_DOCS),
             reward="p * sold - phi/2 * produced^2",
         )
         goods = tuple(
@@ -227,6 +363,8 @@ class InvestmentEconomy:
             markets=(cfg.market,),
             shocks=("idiosyncratic_tfp", "aggregate_tfp"),
             history=ENV_HISTORY,
+            logged=LOGGED,
+            observation_blocks=OBSERVATION_BLOCKS + ("own_price", "own_demand", "good_capital"),
         )
 
     @property
@@ -401,6 +539,8 @@ class InvestmentEconomy:
                 raise KeyError("actions must contain 'firms' when firms = 'decision'")
             f = actions["firms"].to(self.dtype)
             expected = (state.batch_size, self.n_goods, m, 2)
+            if f.shape == (state.batch_size, self.n_goods * m, 2):  # the protocol's [B, n, 2]
+                f = f.reshape(expected)
             if f.shape != expected:
                 raise ValueError(f"firms' actions have shape {tuple(f.shape)}; expected {expected}")
             return Offers(
@@ -413,53 +553,126 @@ class InvestmentEconomy:
         return Offers(phi=cfg.phi, n_sellers=m)
 
     # ----------------------------------------------------------- observation
-    def observe(self, state: InvestmentState, blocks: tuple[str, ...] | None = None) -> Tensor:
-        """Per-household observations ``[B, H, D]`` built from the information-structure blocks.
+    def observation_block(self, state: InvestmentState, group: str, block: str) -> Tensor:
+        """One observation block for every agent of ``group`` (``[B, H, d]`` households/planner, ``[B, N^c M, 1]``
+        firms).
 
-        Capital is reported relative to the deterministic steady state, TFP as levels,
-        prices relative to the steady-state price, time as ``t / horizon``.
+        Capital is reported relative to the deterministic steady state, TFP as levels, prices relative to the
+        steady-state price, time as ``t / horizon``; firms see their good's price and their demand signal
+        relative to the steady state (:func:`firm_scales`), their good's mean capital and mean TFP.
         """
-        blocks = blocks or self.cfg.household_obs
         bsz, h = state.batch_size, self.n_households
-        k = state.capital / self.k_ss
-        z = self.tfp(state)
-        p_ss = self.cfg.phi * h * self.cfg.delta * self.k_ss / self.n_firms
-        parts: list[Tensor] = []
-        for block in blocks:
-            if block == "own_capital":
-                parts.append(k)
-            elif block == "own_tfp":
-                parts.append(z.unsqueeze(-1))
-            elif block == "agg_capital":
-                parts.append(k.mean(1, keepdim=True).expand(bsz, h, self.n_goods))
+        if group == "firms":
+            _, p_ss, s_ss = firm_scales(self.cfg)
+            j, m = self.n_goods, self.n_firms
+            if block == "own_price":
+                x = (state.last_price / p_ss).unsqueeze(-1).expand(bsz, j, m)
+            elif block == "own_demand":
+                x = state.last_spending / s_ss
+            elif block == "good_capital":
+                x = (state.capital / self.k_ss).mean(1).unsqueeze(-1).expand(bsz, j, m)
             elif block == "agg_tfp":
-                parts.append(z.mean(1, keepdim=True).expand(bsz, h).unsqueeze(-1))
-            elif block == "all_capital":
-                parts.append(k.reshape(bsz, 1, -1).expand(bsz, h, h * self.n_goods))
-            elif block == "all_tfp":
-                parts.append(z.unsqueeze(1).expand(bsz, h, h))
-            elif block == "prices":
-                parts.append((state.last_price / p_ss).unsqueeze(1).expand(bsz, h, self.n_goods))
-            elif block == "time":
-                parts.append((state.t.to(self.dtype) / self.cfg.horizon).reshape(bsz, 1, 1).expand(bsz, h, 1))
+                x = self.tfp(state).mean(1).reshape(bsz, 1, 1).expand(bsz, j, m)
             else:
-                raise ValueError(f"unknown observation block {block!r}")
-        return torch.cat(parts, dim=-1)
+                raise ValueError(f"unknown firm observation block {block!r}")
+            return x.reshape(bsz, j * m, 1)
+        if block in ("own_capital", "agg_capital", "all_capital"):
+            k = state.capital / self.k_ss
+            if block == "own_capital":
+                return k
+            if block == "agg_capital":
+                return k.mean(1, keepdim=True).expand(bsz, h, self.n_goods)
+            return k.reshape(bsz, 1, -1).expand(bsz, h, h * self.n_goods)
+        if block in ("own_tfp", "agg_tfp", "all_tfp"):
+            z = self.tfp(state)
+            if block == "own_tfp":
+                return z.unsqueeze(-1)
+            if block == "agg_tfp":
+                return z.mean(1, keepdim=True).expand(bsz, h).unsqueeze(-1)
+            return z.unsqueeze(1).expand(bsz, h, h)
+        if block == "prices":
+            p_ss = self.cfg.phi * h * self.cfg.delta * self.k_ss / self.n_firms
+            return (state.last_price / p_ss).unsqueeze(1).expand(bsz, h, self.n_goods)
+        if block == "time":
+            return (state.t.to(self.dtype) / self.cfg.horizon).reshape(bsz, 1, 1).expand(bsz, h, 1)
+        raise ValueError(f"unknown observation block {block!r}")
 
-    def observation_size(self, blocks: tuple[str, ...] | None = None) -> int:
-        blocks = blocks or self.cfg.household_obs
-        h, j = self.n_households, self.n_goods
-        sizes = {
-            "own_capital": j,
-            "own_tfp": 1,
-            "agg_capital": j,
-            "agg_tfp": 1,
-            "all_capital": h * j,
-            "all_tfp": h,
-            "prices": j,
-            "time": 1,
+    def observation_size(self, group: str = "households") -> int:
+        """Observation size ``D`` of one slot of ``group``."""
+        return self.obs_dim(group)
+
+    # --------------------------------------------------------------- protocol
+    def decode(
+        self, group: str, raw: Tensor, state: InvestmentState, *, center: str = "reference", shift: float = 0.0
+    ) -> Tensor:
+        """Policy parametrisation: unbounded ``u [B, n, raw_dim]`` to actions in economy units.
+
+        Households and planner, shares: logits ``[u + c, 0]`` through :func:`shares_from_logits` (softmax
+        with the consumption share last), ``c`` the logit of the steady-state share per good when
+        ``center = "reference"`` (``u = 0`` plays the deterministic steady-state rule) or 0 (``"none"``: half of
+        output); quantities: ``I = I_ss exp(u + shift)`` (``I_ss = delta K_ss``) or ``exp(u + shift)``. ``shift``
+        moves the centre in log/logit units. Firms: ``(p_ss e^u0, q_ss e^u1)``, the competitive steady-state
+        price and quantity of one firm.
+        """
+        bsz = raw.shape[0]
+        if group == "firms":
+            q_ss, p_ss, _ = firm_scales(self.cfg)
+            return torch.stack(
+                [p_ss * torch.exp(raw[..., 0].clamp(-10, 10)), q_ss * torch.exp(raw[..., 1].clamp(-10, 10))], -1
+            )
+        if group == "planner":
+            raw = raw.reshape(bsz, self.n_households, self.n_goods)
+        cfg, j = self.cfg, self.n_goods
+        if center not in ("reference", "none"):
+            raise ValueError(f"center = {center!r}; valid: reference, none")
+        if cfg.action == "shares":
+            c = shift
+            if center == "reference":
+                s = steady_state_spending_share(cfg)
+                c = math.log((s / j) / (1.0 - s)) + shift
+            z = raw + c
+            return shares_from_logits(torch.cat([z, torch.zeros_like(z[..., :1])], dim=-1))
+        scale = cfg.delta * self.k_ss if center == "reference" else 1.0
+        return scale * torch.exp((raw + shift).clamp(-20.0, 20.0))
+
+    def rewards(self, outcome: Outcome) -> dict[str, Tensor]:
+        """``households [B, H]``, ``planner [B, 1]``, ``firms [B, N^c M]``."""
+        return {
+            "households": outcome.reward_households,
+            "planner": outcome.reward_planner.unsqueeze(-1),
+            "firms": outcome.reward_firms.reshape(outcome.reward_firms.shape[0], -1),
         }
-        return sum(sizes[b] for b in blocks)
+
+    def logged(self, state: InvestmentState, outcome: Outcome) -> dict[str, Tensor]:
+        """The variables of :data:`LOGGED` (flows of the period, ``capital`` carried into the next)."""
+        return {
+            "capital": state.capital.sum(-1),
+            "tfp": outcome.tfp,
+            "output": outcome.output,
+            "consumption": outcome.consumption,
+            "investment": outcome.investment.sum(-1),
+            "spending": outcome.spending.sum(-1),
+            "utility": outcome.utility,
+            "price": outcome.price,
+            "sold": outcome.sold.sum(-1),
+            "produced": outcome.produced.sum(-1),
+            "profit": outcome.profit.sum(-1),
+            "welfare": outcome.utility.sum(-1),
+        }
+
+    def training_state(
+        self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0
+    ) -> InvestmentState:
+        """Initial states with capital drawn uniformly in ``K_ss * [1 - spread, 1 + spread]``."""
+        s = self.initial_state(batch_size, generator)
+        u = torch.rand(s.capital.shape, generator=generator, device=self.device, dtype=s.capital.dtype)
+        return replace(s, capital=self.k_ss * (1.0 + spread * (2.0 * u - 1.0)))
+
+    def agent_names(self, group: str) -> list[str]:
+        """``household_i``; ``firm_j_m`` (seller ``m`` of good ``j``)."""
+        if group == "firms":
+            return [f"firm_{j}_{m}" for j in range(self.n_goods) for m in range(self.n_firms)]
+        return [f"household_{i}" for i in range(self.group(group).count)]
 
     def global_state(self, state: InvestmentState) -> Tensor:
         """Everything, flat ``[B, H*J + H + J + 1]`` (for centralised critics and planners)."""

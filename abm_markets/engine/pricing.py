@@ -38,14 +38,17 @@ Version history:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import NamedTuple
 
+import gymnasium
 import numpy as np
 import torch
 from torch import Tensor
 
 from abm_markets.config import Config, param
 from abm_markets.engine.economy import AgentGroup, EconomySpec, Good, register_economy
+from abm_markets.engine.protocol import BatchedEconomy, Block, DecisionGroup, LoggedVariable, parse_information
 from abm_markets.errors import ConfigError
 
 __all__ = [
@@ -59,6 +62,13 @@ __all__ = [
 ENV_ID = "LogitDuopoly-v1"
 ENV_HISTORY = ("v1 (2026-11): first version; grid or continuous prices, full/own/lagged/noisy observations.",)
 OBSERVATIONS = ("full", "own", "lagged", "noisy")
+OBSERVATION_BLOCKS = {
+    "full": ("own_prices", "rival_prices"),
+    "own": ("own_prices",),
+    "lagged": ("own_prices", "rival_prices_lagged"),
+    "noisy": ("own_prices", "rival_prices_noisy"),
+}
+"""The ``observation`` setting as observation blocks of the protocol (each ``memory`` features)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,6 +86,45 @@ class LogitDuopolyConfig(Config):
     noise_sd: float = param(0.05, "Standard deviation of the noise on the observed rival price (noisy).", ge=0.0)
     action: str = param("grid", "grid: price indices (DQN); continuous: prices in [p_lo, p_hi] (PPO).",
                         choices=("grid", "continuous"))  # fmt: skip
+    information: tuple[str, ...] = param(
+        (),
+        "Per-firm information structure, entries firms[start:stop]=block+block overriding observation, e.g. "
+        "firms[:1]=own_prices+rival_prices and firms[1:]=own_prices; blocks own_prices, rival_prices, "
+        "rival_prices_lagged, rival_prices_noisy.",
+    )
+
+    def validate(self) -> None:
+        if self.information:
+            try:
+                parse_information(self.information, (_firm_group(self, 2),))
+            except ConfigError as e:
+                raise ConfigError(f"LogitDuopolyConfig.information: {e}") from None
+
+
+def _firm_group(cfg: LogitDuopolyConfig, m: int, p_lo: float = 0.0, p_hi: float = np.inf) -> DecisionGroup:
+    k = cfg.memory
+    docs = {
+        "own_prices": "own last k prices (most recent first)",
+        "rival_prices": "rival's last k prices",
+        "rival_prices_lagged": "rival's prices one period older (t-2 .. t-k-1)",
+        "rival_prices_noisy": "rival's last k prices plus observation noise",
+    }
+    blocks = tuple(Block(n, k, doc=d) for n, d in docs.items())
+    if cfg.action == "grid":
+        space: gymnasium.spaces.Space = gymnasium.spaces.Discrete(cfg.grid_size)
+    else:
+        space = gymnasium.spaces.Box(np.float32(p_lo), np.float32(p_hi), (), np.float32)
+    return DecisionGroup(
+        "firms",
+        2,
+        "firms",
+        blocks,
+        OBSERVATION_BLOCKS[cfg.observation],
+        space,
+        1,
+        n_discrete=cfg.grid_size if cfg.action == "grid" else 0,
+        reward="profit (p_i - c) q_i",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +163,7 @@ def logit_profit_torch(p: Tensor, a: float, a0: float, cost: float, mu: float) -
     return q, (p - cost) * q
 
 
-class LogitDuopoly:
+class LogitDuopoly(BatchedEconomy):
     """The batched logit duopoly (see module docstring for equations, spaces and shapes).
 
     Args:
@@ -154,7 +203,17 @@ class LogitDuopoly:
             markets=("posted",),
             shocks=("observation_noise",) if cfg.observation == "noisy" else (),
             history=ENV_HISTORY,
+            observation_blocks=tuple(b.name for b in _firm_group(cfg, 2).blocks),
+            logged=(
+                LoggedVariable("price", "firms", "posted price p_i"),
+                LoggedVariable("quantity", "firms", "logit demand q_i"),
+                LoggedVariable("profit", "firms", "profit (p_i - c) q_i"),
+                LoggedVariable("profit_gain", "economy", "Calvano's Delta of the mean profit"),
+            ),
         )
+        self.groups = (_firm_group(cfg, 2, self.p_lo, self.p_hi),)
+        self.information = parse_information(cfg.information, self.groups)
+        self.default_group = "firms"
 
     # ------------------------------------------------------------------------------------------ state
     def initial_state(self, batch: int, generator: torch.Generator) -> PricingState:
@@ -187,18 +246,25 @@ class LogitDuopoly:
         return logit_profit_torch(prices, c.a, c.a0, c.cost, c.mu)
 
     def step(
-        self, state: PricingState, actions: Tensor, generator: torch.Generator
+        self, state: PricingState, actions: Tensor | Mapping[str, Tensor], generator: torch.Generator | None = None
     ) -> tuple[PricingState, PricingOutcome]:
         """One period: post prices, sell, record; pure (returns a new state).
 
         Args:
             state: Current state.
-            actions: ``[B, 2]`` price indices (``grid``) or prices (``continuous``).
+            actions: ``[B, 2]`` price indices (``grid``) or prices (``continuous``), or the protocol's
+                ``{"firms": [B, 2]}`` (``[B, 2, 1]`` accepted).
             generator: Draws the observation noise of the posted prices.
 
         Returns:
             ``(next_state, outcome)``; ``outcome.profits [B, 2]`` are the rewards.
         """
+        if isinstance(actions, Mapping):
+            if "firms" not in actions:
+                raise KeyError("actions must contain 'firms'")
+            actions = actions["firms"]
+        if actions.dim() == 3:
+            actions = actions[..., 0]
         p = self.prices_of(actions)
         q, pi = self.profits(p)
         e = self._noise((state.batch_size, 1, 2), generator)
@@ -210,25 +276,46 @@ class LogitDuopoly:
         return nxt, PricingOutcome(p, q, pi)
 
     # ---------------------------------------------------------------------------------- observations
-    def observation_size(self) -> int:
+    def observation_size(self, group: str = "firms") -> int:
         """Per-firm observation size ``D``."""
-        k = self.cfg.memory
-        return k if self.cfg.observation == "own" else 2 * k
+        return self.obs_dim(group)
 
-    def observe(self, state: PricingState) -> Tensor:
-        """Per-firm observations ``[B, 2, D]`` (own perspective: own block first, rival block second)."""
-        k, kind = self.cfg.memory, self.cfg.observation
-        own = state.prices[:, :k, :].transpose(1, 2)  # [B, 2, k]: own[b, i, s] = p_{i, t-1-s}
+    def observation_block(self, state: PricingState, group: str, block: str) -> Tensor:
+        """``[B, 2, k]`` in each firm's own perspective (own block first in the default layouts)."""
+        k = self.cfg.memory
+        if block == "own_prices":
+            return state.prices[:, :k, :].transpose(1, 2)  # own[b, i, s] = p_{i, t-1-s}
         rival_all = state.prices.flip(-1).transpose(1, 2)  # [B, 2, L]: rival of firm i
-        if kind == "own":
-            return own
-        if kind == "full":
-            rival = rival_all[..., :k]
-        elif kind == "lagged":
-            rival = rival_all[..., 1 : k + 1]
-        else:  # noisy
-            rival = rival_all[..., :k] + state.noise.flip(-1).transpose(1, 2)[..., :k]
-        return torch.cat([own, rival], -1)
+        if block == "rival_prices":
+            return rival_all[..., :k]
+        if block == "rival_prices_lagged":
+            return rival_all[..., 1 : k + 1]
+        if block == "rival_prices_noisy":
+            return rival_all[..., :k] + state.noise.flip(-1).transpose(1, 2)[..., :k]
+        raise ValueError(f"unknown observation block {block!r}")
+
+    def decode(
+        self, group: str, raw: Tensor, state: PricingState, *, center: str = "reference", shift: float = 0.0
+    ) -> Tensor:
+        """``grid``: the index itself (``[B, n]`` long); ``continuous``: ``p_lo + (p_hi - p_lo) sigmoid(u + shift)``
+        (``u = 0`` posts the middle of the range; ``center`` has no other reference here)."""
+        if self.cfg.action == "grid":
+            return raw[..., 0].round().long()
+        return self.p_lo + (self.p_hi - self.p_lo) * torch.sigmoid(raw[..., 0].to(self.dtype) + shift)
+
+    def rewards(self, outcome: PricingOutcome) -> dict[str, Tensor]:
+        return {"firms": outcome.profits}
+
+    def logged(self, state: PricingState, outcome: PricingOutcome) -> dict[str, Tensor]:
+        return {
+            "price": outcome.prices,
+            "quantity": outcome.quantities,
+            "profit": outcome.profits,
+            "profit_gain": self.profit_gain(outcome.profits.mean(-1)),
+        }
+
+    def agent_names(self, group: str) -> list[str]:
+        return ["firm_0", "firm_1"]
 
     def global_state(self, state: PricingState) -> Tensor:
         """True last ``k`` price profiles ``[B, 2k]`` (for a centralised critic)."""
