@@ -50,6 +50,7 @@ from torch import Tensor
 
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.economy import OBSERVATION_BLOCKS, AgentGroup, EconomySpec, Good, register_economy
+from abm_markets.engine.preferences import crra_utility
 from abm_markets.engine.protocol import (
     BatchedEconomy,
     Block,
@@ -58,7 +59,6 @@ from abm_markets.engine.protocol import (
     index_state,
     parse_information,
 )
-from abm_markets.engine.preferences import crra_utility
 from abm_markets.engine.shocks import MarkovChain, persistent_chain
 from abm_markets.engine.technology import accumulate, output, pooled_investment
 from abm_markets.markets import (
@@ -364,7 +364,7 @@ class InvestmentEconomy(BatchedEconomy):
             shocks=("idiosyncratic_tfp", "aggregate_tfp"),
             history=ENV_HISTORY,
             logged=LOGGED,
-            observation_blocks=OBSERVATION_BLOCKS + ("own_price", "own_demand", "good_capital"),
+            observation_blocks=(*OBSERVATION_BLOCKS, "own_price", "own_demand", "good_capital"),
         )
 
     @property

@@ -260,9 +260,7 @@ class BatchedEconomy:
         """Block ``block`` for every agent (unit) of ``group``: ``[B, count * units, size]``."""
         raise NotImplementedError
 
-    def decode(
-        self, group: str, raw: Tensor, state: Any, *, center: str = "reference", shift: float = 0.0
-    ) -> Tensor:
+    def decode(self, group: str, raw: Tensor, state: Any, *, center: str = "reference", shift: float = 0.0) -> Tensor:
         """Map raw policy outputs ``[B, n, raw_dim]`` (or indices ``[B, n, 1]``) to actions in economy units."""
         raise NotImplementedError
 
