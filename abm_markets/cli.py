@@ -52,9 +52,18 @@ def _build_parser() -> _Parser:
     p = _Parser(prog="abm-markets", description="Agent-based markets with learning agents.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     sub.required = True
-    sub.add_parser("list", help="list scenarios with one-line descriptions")
+    imp = {
+        "dest": "imports",
+        "action": "append",
+        "default": [],
+        "metavar": "MODULE",
+        "help": "import scenarios/economies from a module or .py file outside the package (repeatable)",
+    }
+    ls = sub.add_parser("list", help="list scenarios with one-line descriptions")
+    ls.add_argument("--import", **imp)
     show = sub.add_parser("show", help="show a scenario's settings, defaults and docs")
     show.add_argument("name")
+    show.add_argument("--import", **imp)
     run = sub.add_parser("run", help="run a scenario (or a preset .toml) into a run directory")
     run.add_argument("name", nargs="?", help="scenario name or preset file")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
@@ -65,6 +74,7 @@ def _build_parser() -> _Parser:
         "--resume", type=Path, default=None, metavar="DIR", help="resume the run in DIR from its last checkpoint"
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--import", **imp)
     sw = sub.add_parser("sweep", help="run a scenario over seeds and a parameter grid as Ray tasks")
     sw.add_argument("name", help="scenario name or preset file")
     sw.add_argument("--seeds", default="0", help="e.g. 0-3 or 1,5,9")
@@ -74,6 +84,7 @@ def _build_parser() -> _Parser:
     sw.add_argument("--device", default="cpu")
     sw.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    sw.add_argument("--import", **imp)
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
     ss.add_argument("economy", help="investment")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -81,9 +92,11 @@ def _build_parser() -> _Parser:
     return p
 
 
-def _cmd_list() -> int:
+def _cmd_list(imports: Sequence[str] = ()) -> int:
     from abm_markets import scenarios
 
+    for spec in imports:
+        scenarios.load_module(spec)
     items = scenarios.all_scenarios()
     width = max(len(s.name) for s in items)
     for s in items:
@@ -91,9 +104,11 @@ def _cmd_list() -> int:
     return 0
 
 
-def _cmd_show(name: str) -> int:
+def _cmd_show(name: str, imports: Sequence[str] = ()) -> int:
     from abm_markets import scenarios
 
+    for spec in imports:
+        scenarios.load_module(spec)
     scen = scenarios.get(name)
     print(f"{scen.name}: {scen.description}")
     cfg = scen.config()
@@ -115,7 +130,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.name is not None and args.name != name:
             raise UserError(f"--resume {str(args.resume)!r} holds a {name!r} run, not {args.name!r}")
         overrides: dict[str, Any] = {**saved.get("scenario", {}), **sets}
+        economy = overrides.get("economy")
+        if isinstance(economy, str) and economy and not Path(economy).is_absolute():
+            overrides["economy"] = str(args.resume / economy)  # a declared economy copied into the run directory
         seed = saved["run"]["seed"] if args.seed is None else args.seed
+        imports = tuple(saved["run"].get("imports", ())) + tuple(args.imports)
         out = run_scenario(
             name,
             overrides=overrides,
@@ -124,12 +143,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             device=args.device,
             resume=True,
             progress=not args.no_progress,
+            imports=imports,
         )
     else:
         if args.name is None:
             raise UserError("run needs a scenario name or preset file (see `abm-markets list`), or --resume DIR")
         out = run_scenario(
-            args.name, overrides=sets, seed=args.seed, out=args.out, device=args.device, progress=not args.no_progress
+            args.name,
+            overrides=sets,
+            seed=args.seed,
+            out=args.out,
+            device=args.device,
+            progress=not args.no_progress,
+            imports=tuple(args.imports),
         )
     summary = json.loads((out / "summary.json").read_text())
     print(f"run directory: {out}")
@@ -155,6 +181,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         device=args.device,
         address=args.address,
         num_cpus=args.num_cpus,
+        imports=tuple(args.imports),
     )
     print(f"{index.height} runs; index: {args.out / 'index.parquet'}")
     return 0
@@ -182,9 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "list":
-            return _cmd_list()
+            return _cmd_list(args.imports)
         if args.command == "show":
-            return _cmd_show(args.name)
+            return _cmd_show(args.name, args.imports)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "sweep":

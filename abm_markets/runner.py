@@ -20,14 +20,20 @@ from abm_markets.config import Config
 from abm_markets.errors import UserError
 from abm_markets.runs import RunContext, atomic_write_json, atomic_write_toml, resolve_device, write_manifest
 
+DECLARED_SCENARIO = "train-economy"
+"""The scenario that runs a TOML file holding an ``[economy]`` declaration."""
+
 
 @dataclass(frozen=True)
 class Preset:
-    """A scenario preset file: ``scenario = "name"``, optional ``seed``, a ``[settings]`` table."""
+    """A scenario preset file: ``scenario = "name"``, optional ``seed``, a ``[settings]`` table, and, for a
+    declared economy, an ``[economy]`` table (then ``scenario`` defaults to ``train-economy``)."""
 
     scenario: str
     settings: dict[str, Any]
     seed: int | None
+    economy: dict[str, Any] | None = None
+    path: Path | None = None
 
 
 def load_preset(path: Path) -> Preset:
@@ -38,30 +44,53 @@ def load_preset(path: Path) -> Preset:
         raise UserError(f"cannot read preset {str(path)!r}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"preset {str(path)!r} is not valid TOML: {e}") from None
-    if not isinstance(data.get("scenario"), str):
-        raise UserError(f'preset {str(path)!r} needs a top-level key scenario = "NAME"')
-    extra = set(data) - {"scenario", "settings", "seed", "description"}
+    economy = data.get("economy")
+    if economy is not None and not isinstance(economy, dict):
+        raise UserError(f"preset {str(path)!r}: economy must be a table ([economy]); got {economy!r}")
+    scenario = data.get("scenario", DECLARED_SCENARIO if economy is not None else None)
+    if not isinstance(scenario, str):
+        raise UserError(f'preset {str(path)!r} needs a top-level key scenario = "NAME" or an [economy] table')
+    extra = set(data) - {"scenario", "settings", "seed", "description", "economy"}
     if extra:
         raise UserError(
             f"preset {str(path)!r} has unknown top-level keys {sorted(extra)}; "
-            "valid: scenario, seed, settings, description"
+            "valid: scenario, seed, settings, description, economy"
         )
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise UserError(f"preset {str(path)!r}: settings must be a table ([settings]); got {settings!r}")
     seed = data.get("seed")
-    if seed is not None and (not isinstance(seed, int) or seed < 0):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise UserError(f"preset {str(path)!r}: seed = {seed!r} is invalid; expected an int >= 0")
-    return Preset(scenario=data["scenario"], settings=dict(data.get("settings", {})), seed=seed)
+    return Preset(scenario=scenario, settings=dict(settings), seed=seed, economy=economy, path=path)
 
 
-def resolve(name: str, overrides: Mapping[str, Any]) -> tuple[scenarios.Scenario, Config, int | None]:
-    """Resolve a scenario name or preset path plus overrides into (scenario, config, preset seed)."""
+def resolve(
+    name: str, overrides: Mapping[str, Any], imports: tuple[str, ...] = ()
+) -> tuple[scenarios.Scenario, Config, int | None]:
+    """Resolve a scenario name or preset path plus overrides into (scenario, config, preset seed).
+
+    Args:
+        name: A scenario name, or a ``.toml`` preset (which may declare an economy).
+        overrides: ``--set`` values.
+        imports: Modules of scenarios/economies outside the package (:func:`abm_markets.scenarios.load_module`).
+    """
+    for spec in imports:
+        scenarios.load_module(spec)
     preset_seed = None
     settings: dict[str, Any] = {}
     if name.endswith(".toml"):
-        preset = load_preset(Path(name))
+        path = Path(name)
+        preset = load_preset(path)
         name, settings, preset_seed = preset.scenario, preset.settings, preset.seed
+        if preset.economy is not None:  # the declared-economy scenario reads the [economy] table of this file
+            settings = {**settings, "economy": str(path.resolve())}
     scen = scenarios.get(name)
     cfg = scen.config.from_overrides(settings)
     cfg = scen.config.from_overrides(dict(overrides), base=cfg)
+    check = getattr(cfg, "check", None)
+    if callable(check):  # validation that needs more than the config's own fields (e.g. build the economy)
+        check()
     return scen, cfg, preset_seed
 
 
@@ -74,9 +103,14 @@ def run_scenario(
     device: str = "cpu",
     resume: bool = False,
     progress: bool = True,
+    imports: tuple[str, ...] = (),
 ) -> Path:
-    """Run scenario ``name`` (or a preset ``.toml``) and return its run directory."""
-    scen, cfg, preset_seed = resolve(name, overrides or {})
+    """Run scenario ``name`` (or a preset ``.toml``) and return its run directory.
+
+    ``imports`` are modules of scenarios or economies outside the package; the run records the module its
+    scenario came from in ``config.toml`` (``[run] imports``), so ``--resume`` and sweeps import it again.
+    """
+    scen, cfg, preset_seed = resolve(name, overrides or {}, imports)
     if seed is None:
         seed = preset_seed if preset_seed is not None else scen.default_seed
     if seed < 0:
@@ -95,10 +129,13 @@ def run_scenario(
 
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(out=out, seed=seed, device=dev, resume=resume, progress_enabled=progress)
-    atomic_write_toml(
-        out / "config.toml",
-        {"run": {"scenario": scen.name, "seed": seed, "device": str(dev)}, "scenario": cfg.to_dict()},
-    )
+    run_table: dict[str, Any] = {"scenario": scen.name, "seed": seed, "device": str(dev)}
+    if scen.source is not None:
+        run_table["imports"] = [scen.source]
+    prepare = getattr(cfg, "prepare_run", None)
+    if callable(prepare) and not resume:  # e.g. copy a declared economy into the run directory
+        cfg = prepare(out)
+    atomic_write_toml(out / "config.toml", {"run": run_table, "scenario": cfg.to_dict()})
     write_manifest(
         out, scenario=scen.name, config_hash=cfg.config_hash(), seed=seed, device=dev, wall_s=None, status="running"
     )

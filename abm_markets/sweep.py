@@ -57,14 +57,22 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
 
 
 def plan(
-    name: str, grid: Mapping[str, list[str]], sets: Mapping[str, str], seeds: Sequence[int]
+    name: str,
+    grid: Mapping[str, list[str]],
+    sets: Mapping[str, str],
+    seeds: Sequence[int],
+    imports: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Every (grid point, seed) as a task description; all configs validated before anything runs."""
     keys = list(grid)
+    from abm_markets import scenarios
+
+    for spec in imports:
+        scenarios.load_module(spec)
     tasks = []
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         overrides = {**sets, **dict(zip(keys, combo, strict=True))}
-        _, cfg, _ = resolve(name, overrides)  # raises UserError on a bad key or value
+        _, cfg, _ = resolve(name, overrides, imports)  # raises UserError on a bad key or value
         for seed in seeds:
             tag = "-".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True)) or "base"
             tasks.append(
@@ -73,7 +81,7 @@ def plan(
     return tasks
 
 
-def _run_one(name: str, task: dict[str, Any], out: str, device: str) -> dict[str, Any]:
+def _run_one(name: str, task: dict[str, Any], out: str, device: str, imports: tuple[str, ...] = ()) -> dict[str, Any]:
     from abm_markets.runner import run_scenario
 
     run_dir = Path(out) / task["tag"]
@@ -83,7 +91,15 @@ def _run_one(name: str, task: dict[str, Any], out: str, device: str) -> dict[str
             import shutil
 
             shutil.rmtree(run_dir)
-        run_scenario(name, overrides=task["overrides"], seed=task["seed"], out=run_dir, device=device, progress=False)
+        run_scenario(
+            name,
+            overrides=task["overrides"],
+            seed=task["seed"],
+            out=run_dir,
+            device=device,
+            progress=False,
+            imports=imports,
+        )
     summary = json.loads(summary_path.read_text())
     scalars = {f"summary.{k}": v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {
@@ -106,9 +122,15 @@ def run_sweep(
     device: str = "cpu",
     address: str | None = None,
     num_cpus: int | None = None,
+    imports: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Run the sweep on Ray and return (and write) the index table."""
-    tasks = plan(name, grid, sets or {}, seeds)
+    """Run the sweep on Ray and return (and write) the index table.
+
+    ``imports``: modules of scenarios outside the package; each Ray task imports them too (paths are passed
+    absolute, so tasks on this machine find them).
+    """
+    imports = tuple(str(Path(i).resolve()) if i.endswith(".py") else i for i in imports)
+    tasks = plan(name, grid, sets or {}, seeds, imports)
     out.mkdir(parents=True, exist_ok=True)
     import ray
 
@@ -124,7 +146,7 @@ def run_sweep(
         started = True
     try:
         remote = ray.remote(num_cpus=1)(_run_one)
-        rows = ray.get([remote.remote(name, t, str(out.resolve()), device) for t in tasks])
+        rows = ray.get([remote.remote(name, t, str(out.resolve()), device, imports) for t in tasks])
     finally:
         if started:
             ray.shutdown()

@@ -280,7 +280,7 @@ def test_households_and_firms_learn_independently_in_the_market() -> None:
     assert set(tr.learners) == {"households", "firms"}
     assert rows[-1]["mean_reward_firms"] > rows[0]["mean_reward_firms"] + 0.5
     acts = tr.decide()(eco.initial_state(2, torch.Generator().manual_seed(0)))
-    assert acts["firms"].shape == (2, 2, 1, 2) and bool((acts["firms"] > 0).all())
+    assert acts["firms"].shape == (2, 2, 2) and bool((acts["firms"] > 0).all())
     assert acts["households"].shape == (2, 3, 2)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from abm_markets.engine.pricing import LogitDuopoly, LogitDuopolyConfig, PricingState
 from abm_markets.errors import ConfigError
-from abm_markets.learn.pricing_rl import DeepPricingConfig, PricingTrainer, evaluate_greedy
+from abm_markets.learn.pricing_rl import DeepPricingConfig, evaluate_greedy, pricing_trainer
 from abm_markets.solvers import pricing
 
 
@@ -123,9 +123,10 @@ def test_dqn_firm_learns_static_best_response_to_nash_rival() -> None:
     table = pricing.profit_table(eco.grid.numpy(), eco.market)
     br = int(pricing.best_response_index(table, 15, 0, np.array([nash_idx]))[0])
     cfg = DeepPricingConfig(learner="dqn", n_economies=16, iterations=30, eps_beta=3e-3)
-    tr = PricingTrainer(eco, cfg, seed=0, fixed={1: lambda s: torch.full((s.batch_size,), nash_idx)})
-    tr.train()
-    ev = evaluate_greedy(tr)
+    tr = pricing_trainer(eco, cfg, seed=0, fixed={1: lambda s: torch.full((s.batch_size,), nash_idx)})
+    for _ in range(cfg.iterations):
+        tr.iteration()
+    ev = evaluate_greedy(tr, cfg)
     step = float(eco.grid[1] - eco.grid[0])
     assert np.all(np.abs(ev["price_mean"][:, 0] - eco.p_nash) <= step)  # within one grid step of Nash
     assert np.all(np.abs(ev["price_mean"][:, 0] - float(eco.grid[br])) <= step + 1e-12)
@@ -138,10 +139,11 @@ def test_same_seed_same_run(learner: str) -> None:
     cfg = DeepPricingConfig(learner=learner, n_economies=4, iterations=4, rollout_len=16, minibatch=32)
 
     def run(seed: int) -> tuple[list[dict], np.ndarray]:
-        tr = PricingTrainer(eco, cfg, seed=seed)
+        tr = pricing_trainer(eco, cfg, seed=seed)
         rows: list[dict] = []
-        tr.train(lambda r: rows.append({k: v for k, v in r.items() if "wall" not in k}))
-        return rows, evaluate_greedy(tr)["prices"]
+        for _ in range(cfg.iterations):
+            rows.append({k: v for k, v in tr.iteration().items() if "wall" not in k})
+        return rows, evaluate_greedy(tr, cfg)["prices"]
 
     a, b, c = run(0), run(0), run(1)
     assert a[0] == b[0] and np.array_equal(a[1], b[1])
@@ -150,7 +152,7 @@ def test_same_seed_same_run(learner: str) -> None:
 
 def test_learner_needs_matching_action_kind() -> None:
     with pytest.raises(ConfigError, match="continuous"):
-        PricingTrainer(_eco(action="grid"), DeepPricingConfig(learner="ppo"))
+        pricing_trainer(_eco(action="grid"), DeepPricingConfig(learner="ppo"))
 
 
 def test_scenario_summary_consistent_with_tables(tmp_path) -> None:
@@ -174,7 +176,7 @@ def test_scenario_summary_consistent_with_tables(tmp_path) -> None:
     assert s["profit_gain_mean"] == pytest.approx(per.mean(), rel=1e-9)
     assert s["train_env_steps"] == 2 * 4 * 3 * 32
     metrics = pl.read_parquet(out / "metrics.parquet")
-    assert metrics.height == 2 * 3 and {"env_steps", "profit_gain_rollout"} <= set(metrics.columns)
+    assert metrics.height == 2 * 3 and {"env_steps", "mean_profit_gain"} <= set(metrics.columns)
     assert (out / "plots" / "price_paths.png").exists() and (out / "plots" / "profit_gain.png").exists()
 
 
@@ -182,7 +184,7 @@ def test_deviation_is_the_static_best_response() -> None:
     from abm_markets.learn.pricing_rl import deviation_response
 
     eco = _eco()
-    tr = PricingTrainer(eco, DeepPricingConfig(learner="dqn", n_economies=15, iterations=1, rollout_len=4), seed=2)
+    tr = pricing_trainer(eco, DeepPricingConfig(learner="dqn", n_economies=15, iterations=1, rollout_len=4), seed=2)
     s = eco.initial_state(15, torch.Generator().manual_seed(0))
     s = PricingState(s.prices.clone(), s.noise, s.t)
     s.prices[:, 0, 1] = eco.grid  # rival's last price: every grid point once

@@ -1,40 +1,33 @@
-"""Multi-agent glue between the batched investment engine and Tianshou 2.0 algorithms.
+"""Multi-agent glue between any protocol economy (:mod:`abm_markets.engine.protocol`) and Tianshou 2.0 algorithms.
 
 Tianshou's own multi-agent path (``PettingZooEnv``/``MultiAgentPolicyManager``) is turn-based, credits the
 rewards of a converted parallel env to the last agent and does not train continuous actions, so the project
 owns the multi-agent part and uses Tianshou for what it does well: algorithms (:class:`~tianshou.algorithm.PPO`,
 :class:`~tianshou.algorithm.SAC`, :class:`~tianshou.algorithm.DQN`), policies, networks' interfaces, replay
-buffers and :class:`~tianshou.data.Batch`.
+buffers and :class:`~tianshou.data.Batch`. Nothing here imports a concrete economy.
 
 Agent groups
-    A :class:`GroupSpec` says, for one role, how many agent *slots* each economy has, what each slot observes
-    (``observe(state) -> [B, n, D]``), what the critic observes, its reward (``reward(outcome) -> [B, n]``) and
-    how its raw action becomes the engine's action. Groups built here:
-
-    * ``planner`` (:func:`planner_group`): one slot per economy choosing every household's action; reward
-      ``sum_i u(C_i)``. Its networks are factorised over households (one MLP applied to each household's own
-      observation, permutation-equivariant), so the same code serves ``N^h = 1`` and ``N^h = 100``.
-    * ``households`` (:func:`households_group`): one slot per household, reward ``u(C_i)`` (independent
-      learners; in the planner formulation they ignore the pooling externality, in the market formulation they
-      are price takers).
-    * ``firms`` (:func:`firms_group`): one slot per deciding capital-good firm (market formulation,
-      ``firms = "decision"``), action (price, capacity) around the steady state, reward profit.
+    :func:`group_spec` turns a decision group of the economy (``economy.groups``: households, a planner acting
+    for all households, firms, a declared economy's groups) into a :class:`GroupSpec`: slots per economy, the
+    observation under the economy's information structure (``economy.observe(state, group)``), the critic's
+    global state, the reward (``economy.rewards(outcome)[group]``) and the economy's own parametrisation of
+    raw policy outputs (``economy.decode``). A group whose slot acts for several agents (the planner,
+    ``units = N^h``) gets factorised networks (one MLP applied to each agent's part of the observation,
+    permutation-equivariant), so the same code serves ``N^h = 1`` and ``N^h = 100``.
 
 Learners
     A :class:`GroupLearner` holds the Tianshou algorithm(s) of a group: by default one algorithm whose
     parameters are shared by every slot (each slot of each of the ``B`` economies is one sample stream), or one
-    algorithm per slot (``sharing = "per_agent"``). Groups learn independently of each other. With
-    ``central_critic`` the critic (value / Q network) sees the slot's own observation *and* the global state
-    (:meth:`InvestmentEconomy.global_state`), the actor only its own observation: the stored observation is
-    ``[own | global]`` and the actor reads the first ``obs_dim`` features.
+    algorithm per slot (``sharing = "per_agent"``: independent learners, e.g. the two firms of a duopoly).
+    Groups learn independently of each other. With ``central_critic`` the critic (value / Q network) sees the
+    slot's own observation *and* the global state (``economy.global_state``), the actor only its own
+    observation: the stored observation is ``[own | global]`` and the actor reads the first ``obs_dim`` features.
 
-Action parametrisation (:class:`ActionMap`)
-    Policies output an unbounded vector ``u`` per slot. Shares: logits ``[u + c, 0]`` through
-    :func:`~abm_markets.engine.investment.shares_from_logits` (softmax with the consumption share last), with
-    ``c`` the logit of the steady-state share when ``center = "steady_state"`` (so ``u = 0`` plays the
-    deterministic steady-state rule) or 0 (``u = 0`` spends half of output). Quantities: ``I = I_ss exp(u)``
-    (``I_ss = delta K_ss``) or ``exp(u)``. SAC's tanh-squashed actions are stretched to ``u = width * a``; DQN
-    picks ``u`` from a grid of ``n_actions`` points on ``[-width, width]``.
+Actions
+    Policies output an unbounded vector ``u`` per slot, which the economy decodes (e.g. investment shares:
+    softmax around the steady-state share; prices: a sigmoid onto the price range). SAC's tanh-squashed actions
+    are stretched to ``u = width * a``; DQN picks ``u`` from a grid of ``n_actions`` points on
+    ``[-width, width]``, or, for a group with discrete actions (``n_discrete``), the index itself.
 
 Normalisation
     Observations are standardised with the mean and standard deviation of the first rollout (then frozen and
@@ -61,16 +54,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from abm_markets.engine.investment import InvestmentEconomy, InvestmentState, Outcome, shares_from_logits
+from abm_markets.engine.protocol import BatchedEconomy
 
 __all__ = [
-    "ActionMap",
     "GroupLearner",
     "GroupSpec",
     "LearnerSettings",
-    "firms_group",
-    "households_group",
-    "planner_group",
+    "group_spec",
     "seeded",
 ]
 
@@ -94,68 +84,25 @@ def seeded(generator: torch.Generator) -> Iterator[int]:
             np.random.set_state(np_state)
 
 
-# ---------------------------------------------------------------------------------------- action mapping
-@dataclass(frozen=True)
-class ActionMap:
-    """Map unbounded policy outputs ``u [..., J]`` to engine actions of one household.
-
-    Attributes:
-        kind: ``shares`` or ``quantities`` (the economy's ``action`` setting).
-        center: Offset added to ``u`` (logit of the steady-state share per good, or ``log I_ss``).
-        scale: Unit of quantities (``I_ss`` or 1).
-    """
-
-    kind: str
-    center: float
-    scale: float = 1.0
-
-    def __call__(self, u: Tensor) -> Tensor:
-        if self.kind == "shares":
-            z = u + self.center
-            return shares_from_logits(torch.cat([z, torch.zeros_like(z[..., :1])], dim=-1))
-        return self.scale * torch.exp((u + self.center).clamp(-20.0, 20.0))
-
-    @staticmethod
-    def for_economy(economy: InvestmentEconomy, center: str, shift: float = 0.0) -> ActionMap:
-        """The map for ``economy``'s households.
-
-        Args:
-            economy: The economy.
-            center: ``steady_state`` or ``none``.
-            shift: Added to the centre (log/logit units): ``log 2`` makes ``u = 0`` play about twice the
-                steady-state quantity (exactly twice) or share (about twice while shares are small).
-        """
-        from abm_markets.learn.sources import steady_state_share
-
-        cfg = economy.cfg
-        j = economy.n_goods
-        if cfg.action == "shares":
-            if center == "none":
-                return ActionMap("shares", shift)
-            s = steady_state_share(economy)
-            per_good = s / j
-            return ActionMap("shares", math.log(per_good / (1.0 - s)) + shift)
-        i_ss = cfg.delta * economy.k_ss
-        return ActionMap("quantities", shift, i_ss if center == "steady_state" else 1.0)
-
-
 # ------------------------------------------------------------------------------------------------ groups
 @dataclass(frozen=True)
 class GroupSpec:
-    """One agent group of the economy, as the learners see it.
+    """One decision group of a protocol economy, as the learners see it.
 
     Attributes:
-        name: ``planner``, ``households`` or ``firms``.
-        n_slots: Agent slots per economy ``n``.
+        name: The economy's group name (``planner``, ``households``, ``firms``, ...).
+        n_slots: Learning slots per economy ``n`` (all of the group's slots, or the learning subset).
         obs_dim: Actor observation size per slot ``D``.
         act_dim: Raw action size per slot ``A``.
-        units: Households the slot decides for (the planner's factorised networks split ``D`` and ``A`` into
-            ``units`` equal parts); 1 otherwise.
+        units: Agents one slot decides for (factorised networks split ``D`` and ``A`` into ``units`` parts).
         observe: ``state -> [B, n, D]`` actor observations.
         global_obs: ``state -> [B, G]`` extra critic input for a centralised critic.
-        reward: ``(outcome) -> [B, n]``.
-        to_engine: ``(raw [B, n, A], state) -> engine action tensor`` for ``engine_key``.
-        engine_key: ``households`` or ``firms``.
+        global_dim: ``G``.
+        reward: ``outcome -> [B, n]``.
+        to_engine: ``(raw [B, n, A], state) -> action`` in economy units for ``engine_key``.
+        engine_key: The action key of ``step`` the group fills.
+        slots: Learning slots when only some of the group learn (a mixed population), else None.
+        n_discrete: ``> 0`` when the group's actions are indices (DQN acts on them directly).
     """
 
     name: str
@@ -163,118 +110,67 @@ class GroupSpec:
     obs_dim: int
     act_dim: int
     units: int
-    observe: Callable[[InvestmentState], Tensor]
-    global_obs: Callable[[InvestmentState], Tensor]
+    observe: Callable[[Any], Tensor]
+    global_obs: Callable[[Any], Tensor]
     global_dim: int
-    reward: Callable[[Outcome], Tensor]
-    to_engine: Callable[[Tensor, InvestmentState], Tensor]
+    reward: Callable[[Any], Tensor]
+    to_engine: Callable[[Tensor, Any], Tensor]
     engine_key: str
     slots: tuple[int, ...] | None = None
+    n_discrete: int = 0
 
 
-def _global_dim(economy: InvestmentEconomy) -> int:
-    h, j = economy.n_households, economy.n_goods
-    return h * j + h + j + 1
-
-
-def planner_group(economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0) -> GroupSpec:
-    """The planner: one slot per economy; observes every household's own block ``[H * D_h]``; acts for all."""
-    h, j = economy.n_households, economy.n_goods
-    blocks = tuple(b for b in economy.cfg.household_obs if b in ("own_capital", "own_tfp")) or (
-        "own_capital",
-        "own_tfp",
-    )
-    d_h = economy.observation_size(blocks)
-    amap = ActionMap.for_economy(economy, center, shift)
-
-    def observe(state: InvestmentState) -> Tensor:
-        return economy.observe(state, blocks).reshape(state.batch_size, 1, h * d_h)
-
-    def to_engine(raw: Tensor, state: InvestmentState) -> Tensor:
-        return amap(raw.reshape(state.batch_size, h, j))
-
-    return GroupSpec(
-        name="planner",
-        n_slots=1,
-        obs_dim=h * d_h,
-        act_dim=h * j,
-        units=h,
-        observe=observe,
-        global_obs=economy.global_state,
-        global_dim=_global_dim(economy),
-        reward=lambda out: out.reward_planner.unsqueeze(-1),
-        to_engine=to_engine,
-        engine_key="households",
-    )
-
-
-def households_group(
-    economy: InvestmentEconomy, center: str = "steady_state", shift: float = 0.0, slots: tuple[int, ...] | None = None
+def group_spec(
+    economy: BatchedEconomy,
+    name: str,
+    *,
+    center: str = "reference",
+    shift: float = 0.0,
+    slots: tuple[int, ...] | None = None,
 ) -> GroupSpec:
-    """Households: one slot each, observation ``economy.observe`` (the config's information structure).
+    """The learners' view of decision group ``name`` of any protocol economy.
 
-    With ``slots`` only those households learn (a mixed population); the trainer takes the others' actions from a
-    fixed source and ``to_engine`` returns the learners' actions ``[B, len(slots), J]`` only.
+    Args:
+        economy: The economy.
+        name: One of ``economy.groups``.
+        center: ``reference`` (a raw output of 0 plays the economy's reference action, e.g. the steady-state
+            rule) or ``none``; see the economy's ``decode``.
+        shift: Moves the centre (the economy's log/logit units): a deliberately wrong start.
+        slots: Only these slots learn (a mixed population); the trainer takes the others' actions from a fixed
+            source and ``to_engine`` returns the learners' actions only.
     """
-    h, j = economy.n_households, economy.n_goods
-    amap = ActionMap.for_economy(economy, center, shift)
-    if slots is not None and (not slots or len(set(slots)) != len(slots) or not all(0 <= i < h for i in slots)):
-        raise ValueError(f"learning households {slots!r} must be distinct indices in [0, {h})")
-    idx = torch.as_tensor(slots if slots is not None else range(h), dtype=torch.long, device=economy.device)
+    g = economy.group(name)
+    if slots is not None and (not slots or len(set(slots)) != len(slots) or not all(0 <= i < g.count for i in slots)):
+        raise ValueError(f"learning slots {slots!r} of {name!r} must be distinct indices in [0, {g.count})")
+    idx = None if slots is None else torch.as_tensor(slots, dtype=torch.long, device=economy.device)
+    rewards = economy.rewards
+
+    def observe(state: Any) -> Tensor:
+        obs = economy.observe(state, name)
+        return obs if idx is None else obs[:, idx]
+
+    def reward(outcome: Any) -> Tensor:
+        r = rewards(outcome)[name]
+        return r if idx is None else r[:, idx]
+
+    def to_engine(raw: Tensor, state: Any) -> Tensor:
+        return economy.decode(name, raw, state, center=center, shift=shift)
+
+    probe = economy.global_state(economy.initial_state(1, torch.Generator(device=economy.device).manual_seed(0)))
     return GroupSpec(
-        name="households",
-        n_slots=len(idx),
-        obs_dim=economy.observation_size(),
-        act_dim=j,
-        units=1,
-        observe=lambda state: economy.observe(state)[:, idx],
-        global_obs=economy.global_state,
-        global_dim=_global_dim(economy),
-        reward=lambda out: out.reward_households[:, idx],
-        to_engine=lambda raw, state: amap(raw),
-        engine_key="households",
-        slots=tuple(slots) if slots is not None else None,
-    )
-
-
-def firms_group(economy: InvestmentEconomy) -> GroupSpec:
-    """Deciding capital-good firms (market formulation): action ``(price, capacity) = (p_ss e^u0, q_ss e^u1)``.
-
-    Each firm observes its good's last price relative to steady state, mean capital and mean TFP.
-    """
-    cfg = economy.cfg
-    if not economy.deciding_firms:
-        raise ValueError("firms_group needs formulation = 'market' and firms = 'decision'")
-    h, j, m = economy.n_households, economy.n_goods, economy.n_firms
-    q_ss = h * cfg.delta * economy.k_ss / m
-    p_ss = cfg.phi * h * cfg.delta * economy.k_ss  # competitive price at the steady state
-    n = j * m
-
-    def observe(state: InvestmentState) -> Tensor:
-        b = state.batch_size
-        price = (state.last_price / p_ss).unsqueeze(-1).expand(b, j, m).reshape(b, n, 1)
-        k = (state.capital / economy.k_ss).mean((1, 2)).reshape(b, 1, 1).expand(b, n, 1)
-        z = economy.tfp(state).mean(1).reshape(b, 1, 1).expand(b, n, 1)
-        return torch.cat([price, k, z], dim=-1)
-
-    def to_engine(raw: Tensor, state: InvestmentState) -> Tensor:
-        act = torch.stack(
-            [p_ss * torch.exp(raw[..., 0].clamp(-10, 10)), q_ss * torch.exp(raw[..., 1].clamp(-10, 10))], -1
-        )
-        return act.reshape(state.batch_size, j, m, 2)
-
-    return GroupSpec(
-        name="firms",
-        n_slots=n,
-        obs_dim=3,
-        act_dim=2,
-        units=1,
+        name=name,
+        n_slots=g.count if slots is None else len(slots),
+        obs_dim=economy.obs_dim(name),
+        act_dim=1 if g.n_discrete else g.raw_dim,
+        units=g.units,
         observe=observe,
         global_obs=economy.global_state,
-        global_dim=_global_dim(economy),
-        reward=lambda out: out.reward_firms.reshape(out.reward_firms.shape[0], -1),
+        global_dim=int(probe.shape[-1]),
+        reward=reward,
         to_engine=to_engine,
-        engine_key="firms",
+        engine_key=g.acts_for,
+        slots=tuple(slots) if slots is not None else None,
+        n_discrete=g.n_discrete,
     )
 
 
@@ -499,9 +395,10 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
     elif s.algorithm == "dqn":
         if group.act_dim != 1:
             raise ValueError(f"dqn needs one action per slot (got {group.act_dim}); use ppo or sac")
-        q = QNet(PooledCritic(encoder(s.central_critic), s.hidden, n_out=s.n_actions))
+        n_actions = group.n_discrete or s.n_actions
+        q = QNet(PooledCritic(encoder(s.central_critic), s.hidden, n_out=n_actions))
         policy = DiscreteQLearningPolicy(
-            model=q, action_space=gym.spaces.Discrete(s.n_actions), observation_space=obs_space
+            model=q, action_space=gym.spaces.Discrete(n_actions), observation_space=obs_space
         )
         algo = DQN(
             policy=policy,
@@ -556,7 +453,7 @@ class GroupLearner:
         self.fitted = False
 
     # ------------------------------------------------------------------ observation / reward normalisation
-    def stored_obs(self, state: InvestmentState) -> Tensor:
+    def stored_obs(self, state: Any) -> Tensor:
         """The observation stored for learning, ``[B, n, D (+ G)]`` float32."""
         obs = self.group.observe(state)
         if self.settings.central_critic:
@@ -621,20 +518,24 @@ class GroupLearner:
             else:
                 q = algo.policy.model(o)[0]
                 idx = q.argmax(-1)
+                n_actions = self.group.n_discrete or self.settings.n_actions
                 if explore and epsilon > 0:
-                    rnd = torch.randint(0, self.settings.n_actions, idx.shape, generator=generator, device=idx.device)
+                    rnd = torch.randint(0, n_actions, idx.shape, generator=generator, device=idx.device)
                     coin = torch.rand(idx.shape, generator=generator, device=idx.device) < epsilon
                     idx = torch.where(coin, rnd, idx)
                 a = idx.float().unsqueeze(-1)
-                grid = torch.linspace(
-                    -self.settings.action_width, self.settings.action_width, self.settings.n_actions, device=idx.device
-                )
-                raw = grid[idx].unsqueeze(-1)
+                if self.group.n_discrete:  # the economy's own discrete actions: raw is the index
+                    raw = a
+                else:  # a grid of raw outputs u on [-width, width]
+                    grid = torch.linspace(
+                        -self.settings.action_width, self.settings.action_width, n_actions, device=idx.device
+                    )
+                    raw = grid[idx].unsqueeze(-1)
             acts[:, sl] = a.reshape(b, -1, self.group.act_dim)
             raws[:, sl] = raw.reshape(b, -1, self.group.act_dim)
         return acts, raws
 
-    def act(self, state: InvestmentState, *, explore: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, state: Any, *, explore: bool = False, generator: torch.Generator | None = None) -> Tensor:
         """Raw actions ``[B, n, A]`` for a state (deterministic unless ``explore``)."""
         return self.act_stored(self.stored_obs(state), explore=explore, generator=generator)[1]
 

@@ -1,15 +1,10 @@
 """Two independent deep-RL pricing firms (DQN or PPO) on ``B`` parallel logit duopolies.
 
-Each learning firm is its own agent group of one slot with its own Tianshou algorithm
-(:class:`~abm_markets.learn.glue.GroupLearner`), so the firms are independent learners, as in Calvano et al.
-(2020); the ``B`` economies are parallel sample streams of the same two learners (they share the two networks,
-not one pair per economy). Independent training runs (seeds) give independent "sessions".
-
-Why not :class:`abm_markets.learn.train.Trainer`: it is written around ``InvestmentEconomy`` (capital resets,
-``InvestmentState`` fields, household/firm groups built from the investment economy), so this module has its own
-collection loop with the same structure (collect ``rollout_len`` periods, then update; DQN stores every period
-and takes ``updates_per_step`` gradient steps per period) and the glue's learners, normalisers, replay buffers
-and seeded updates.
+The duopoly's ``firms`` group is trained by the project's one :class:`~abm_markets.learn.train.Trainer`
+(:func:`pricing_trainer`) with one Tianshou algorithm per firm (``sharing = "per_agent"``), so the firms are
+independent learners, as in Calvano et al. (2020); the ``B`` economies are parallel sample streams of the same
+two learners (they share the two networks, not one pair per economy). Independent training runs (seeds) give
+independent "sessions". The game is continuing: economies are never reset.
 
 * DQN (``action = grid``): ``Q(o, a)`` over the ``m`` grid prices, double DQN with a target network; explores
   epsilon-greedily with ``eps_t = max(eps_end, exp(-eps_beta t))`` (Calvano's schedule, ``t`` = period).
@@ -24,7 +19,6 @@ Evaluation (:func:`evaluate_greedy`): both firms play greedily from the final tr
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,11 +27,11 @@ import torch
 from torch import Tensor
 
 from abm_markets.config import Config, param
-from abm_markets.engine.pricing import LogitDuopoly, PricingOutcome, PricingState
+from abm_markets.engine.pricing import LogitDuopoly, PricingState
 from abm_markets.errors import ConfigError
-from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings
+from abm_markets.learn.train import TrainConfig, Trainer
 
-__all__ = ["DeepPricingConfig", "PricingTrainer", "deviation_response", "evaluate_greedy", "firm_group"]
+__all__ = ["DeepPricingConfig", "deviation_response", "evaluate_greedy", "pricing_trainer", "train_config"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,197 +67,86 @@ class DeepPricingConfig(Config):
             )
 
 
-def firm_group(economy: LogitDuopoly, firm: int) -> GroupSpec:
-    """Firm ``firm`` (0 or 1) as a one-slot agent group: its own observation, its own profit as reward.
-
-    ``to_engine`` maps the learner's raw action to the firm's engine action: the DQN index (stored action) is
-    used directly; PPO's ``u`` becomes ``p_lo + (p_hi - p_lo) sigmoid(u)``.
-    """
-    sl = slice(firm, firm + 1)
-    lo, hi = economy.p_lo, economy.p_hi
-
-    def to_engine(raw: Tensor, state: PricingState) -> Tensor:
-        return lo + (hi - lo) * torch.sigmoid(raw[..., 0].to(economy.dtype))
-
-    return GroupSpec(
-        name=f"firm{firm}",
-        n_slots=1,
-        obs_dim=economy.observation_size(),
-        act_dim=1,
-        units=1,
-        observe=lambda state: economy.observe(state)[:, sl],
-        global_obs=economy.global_state,
-        global_dim=2 * economy.cfg.memory,
-        reward=lambda out: out.profits[:, sl],
-        to_engine=to_engine,
-        engine_key="firms",
-    )
-
-
 Policy = Callable[[PricingState], Tensor]
 """A fixed firm: ``state -> [B]`` engine action of that firm (grid index or price)."""
 
 
-class PricingTrainer:
-    """Trains the learning firms of ``economy`` on ``cfg.n_economies`` parallel duopolies.
+def train_config(cfg: DeepPricingConfig) -> TrainConfig:
+    """The :class:`~abm_markets.learn.train.TrainConfig` of the one trainer for these pricing settings.
+
+    The two firms are the economy's ``firms`` group with one algorithm per firm (``sharing = "per_agent"``:
+    independent learners), a continuing game (no resets), Calvano's exponential exploration schedule for DQN.
+    """
+    return TrainConfig(
+        algorithm=cfg.learner,
+        groups=("firms",),
+        sharing="per_agent",
+        n_economies=cfg.n_economies,
+        rollout_len=cfg.rollout_len,
+        episode_len=2**62,
+        iterations=cfg.iterations,
+        hidden=cfg.hidden,
+        lr=cfg.lr,
+        gamma=cfg.gamma,
+        epochs=cfg.epochs,
+        minibatch=cfg.minibatch,
+        ent_coef=cfg.ent_coef,
+        init_log_std=cfg.init_log_std,
+        updates_per_step=cfg.updates_per_step,
+        n_step=1,
+        eps_schedule="exp",
+        eps_beta=cfg.eps_beta,
+        eps_end=cfg.eps_end,
+        target_update_freq=cfg.target_update_freq,
+        buffer_size=cfg.buffer_size,
+        checkpoint_every=0,
+        torch_threads=None,
+        rollout_metrics=True,
+    )
+
+
+def pricing_trainer(
+    economy: LogitDuopoly, cfg: DeepPricingConfig, *, seed: int = 0, fixed: dict[int, Policy] | None = None
+) -> Trainer:
+    """The project's one :class:`~abm_markets.learn.train.Trainer` for the duopoly's learning firms.
 
     Args:
         economy: The duopoly (``action = grid`` for DQN, ``continuous`` for PPO).
-        cfg: Training settings.
+        cfg: Pricing training settings.
         seed: Seed of every random draw of the run (CPU runs are a function of it).
         fixed: Firms that do not learn: ``{firm: policy}`` (e.g. a rival pricing at Nash).
     """
-
-    def __init__(
-        self, economy: LogitDuopoly, cfg: DeepPricingConfig, *, seed: int = 0, fixed: dict[int, Policy] | None = None
-    ):
-        want = "grid" if cfg.learner == "dqn" else "continuous"
-        if economy.cfg.action != want:
-            raise ConfigError(
-                f"learner = {cfg.learner!r} needs the economy's action = {want!r}; got {economy.cfg.action!r}"
-            )
-        self.economy, self.cfg, self.seed = economy, cfg, seed
-        self.fixed = dict(fixed or {})
-        self.firms = [i for i in range(2) if i not in self.fixed]
-        self.env_gen = torch.Generator(device=economy.device).manual_seed(seed)
-        self.agent_gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
-        settings = LearnerSettings(
-            algorithm=cfg.learner,
-            hidden=cfg.hidden,
-            lr=cfg.lr,
-            gamma=cfg.gamma,
-            ent_coef=cfg.ent_coef,
-            init_log_std=cfg.init_log_std,
-            n_actions=economy.cfg.grid_size,
-            target_update_freq=cfg.target_update_freq,
-            buffer_size=cfg.buffer_size,
-            sharing="shared",
+    want = "grid" if cfg.learner == "dqn" else "continuous"
+    if economy.cfg.action != want:
+        raise ConfigError(
+            f"learner = {cfg.learner!r} needs the economy's action = {want!r}; got {economy.cfg.action!r}"
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + 104729)
-            self.learners = {i: GroupLearner(firm_group(economy, i), settings, economy.device) for i in self.firms}
-        self.state = economy.initial_state(cfg.n_economies, self.env_gen)
-        self.buffers: dict[int, list[Any]] | None = None
-        self.period = 0
-        self.iteration_done = 0
-        self.train_wall_s = 0.0
+    fixed = dict(fixed or {})
+    learning = tuple(i for i in range(2) if i not in fixed)
+    if not learning:
+        raise ConfigError("pricing_trainer: both firms are fixed; expected at least one learning firm")
+    sources = None
+    if fixed:
+        dtype = torch.long if economy.cfg.action == "grid" else economy.dtype
 
-    # ---------------------------------------------------------------------------------------------- acting
-    def epsilon(self) -> float:
-        c = self.cfg
-        return max(c.eps_end, float(np.exp(-c.eps_beta * self.period))) if c.learner == "dqn" else 0.0
+        def rivals(state: PricingState) -> Tensor:
+            out = torch.zeros(state.batch_size, 2, dtype=dtype, device=economy.device)
+            for i, policy in fixed.items():
+                out[:, i] = policy(state).to(dtype)
+            return out
 
-    def _engine_action(self, firm: int, stored: Tensor, raw: Tensor, state: PricingState) -> Tensor:
-        if self.cfg.learner == "dqn":
-            return stored[:, 0, 0].long()
-        return self.learners[firm].group.to_engine(raw[:, 0], state)
-
-    def joint_action(
-        self, state: PricingState, *, explore: bool, epsilon: float = 0.0
-    ) -> tuple[Tensor, dict[int, tuple[Tensor, Tensor]]]:
-        """Engine actions ``[B, 2]`` and, per learning firm, ``(stored obs, stored action)``."""
-        cols: list[Tensor] = []
-        rec: dict[int, tuple[Tensor, Tensor]] = {}
-        for i in range(2):
-            if i in self.fixed:
-                cols.append(self.fixed[i](state))
-                continue
-            lrn = self.learners[i]
-            obs = lrn.stored_obs(state)
-            stored, raw = lrn.act_stored(obs, explore=explore, generator=self.agent_gen, epsilon=epsilon)
-            rec[i] = (obs, stored)
-            cols.append(self._engine_action(i, stored, raw, state))
-        return torch.stack(cols, -1), rec
-
-    # ------------------------------------------------------------------------------------------- iteration
-    def iteration(self) -> dict[str, float]:
-        """Collect ``rollout_len`` periods and update the learning firms; returns a metrics row."""
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        off_policy = cfg.learner == "dqn"
-        if off_policy and self.buffers is None:
-            self.buffers = {i: lrn.make_buffers(cfg.n_economies, self.agent_gen) for i, lrn in self.learners.items()}
-        rec: dict[int, dict[str, list[Tensor]]] = {
-            i: {"obs": [], "act": [], "rew": [], "obs_next": []} for i in self.firms
-        }
-        outs: list[PricingOutcome] = []
-        stats: dict[int, dict[str, list[float]]] = {i: {} for i in self.firms}
-        no_done = torch.zeros(cfg.n_economies, dtype=torch.bool, device=self.economy.device)
-        state = self.state
-        eps = self.epsilon()
-        for _ in range(cfg.rollout_len):
-            eps = self.epsilon()
-            act, step_rec = self.joint_action(state, explore=True, epsilon=eps)
-            nxt, out = self.economy.step(state, act, self.env_gen)
-            self.period += 1
-            outs.append(out)
-            for i, lrn in self.learners.items():
-                obs, stored = step_rec[i]
-                r = lrn.group.reward(out).float()
-                o_next = lrn.stored_obs(nxt)
-                for key, val in zip(("obs", "act", "rew", "obs_next"), (obs, stored, r, o_next), strict=True):
-                    rec[i][key].append(val)
-                if off_policy and lrn.fitted:
-                    assert self.buffers is not None
-                    lrn.store_off_policy(self.buffers[i], obs, stored, lrn.scale_reward(r), o_next, no_done)
-                    if len(self.buffers[i][0]) >= cfg.minibatch:
-                        st = lrn.update_off_policy(
-                            self.buffers[i], batch_size=cfg.minibatch, n_updates=cfg.updates_per_step,
-                            generator=self.agent_gen,
-                        )  # fmt: skip
-                        for k, v in st.items():
-                            stats[i].setdefault(k, []).append(v)
-            state = nxt
-        self.state = state
-        row: dict[str, float] = {}
-        done_t = no_done.unsqueeze(0).expand(cfg.rollout_len, -1)
-        for i, lrn in self.learners.items():
-            obs_t = torch.stack(rec[i]["obs"])
-            rew_t = torch.stack(rec[i]["rew"])
-            if not lrn.fitted:
-                lrn.fit_normalisers(obs_t, rew_t)
-            if not off_policy:
-                st = lrn.update_on_policy(
-                    obs_t, torch.stack(rec[i]["act"]), lrn.scale_reward(rew_t), torch.stack(rec[i]["obs_next"]),
-                    done_t, batch_size=cfg.minibatch, epochs=cfg.epochs, generator=self.agent_gen,
-                )  # fmt: skip
-                row.update({f"{k}_firm{i}": v for k, v in st.items()})
-            else:
-                row.update({f"{k}_firm{i}": float(np.mean(v)) for k, v in stats[i].items()})
-        prices = torch.stack([o.prices for o in outs])  # [T, B, 2]
-        profits = torch.stack([o.profits for o in outs])
-        self.iteration_done += 1
-        self.train_wall_s += time.perf_counter() - t0
-        row.update(
-            iteration=self.iteration_done,
-            env_steps=self.period * cfg.n_economies,
-            epsilon=eps,
-            price_mean_firm0=float(prices[..., 0].mean()),
-            price_mean_firm1=float(prices[..., 1].mean()),
-            profit_gain_rollout=float(self.economy.profit_gain(profits.mean(-1)).mean()),
-            train_wall_s=self.train_wall_s,
-        )
-        return row
-
-    def train(self, on_iteration: Callable[[dict[str, float]], None] | None = None) -> None:
-        """Run ``cfg.iterations`` iterations, calling ``on_iteration(row)`` after each."""
-        for _ in range(self.cfg.iterations - self.iteration_done):
-            row = self.iteration()
-            if on_iteration is not None:
-                on_iteration(row)
-
-    # -------------------------------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "learners": {str(i): lrn.state_dict() for i, lrn in self.learners.items()},
-            "period": self.period,
-            "iteration": self.iteration_done,
-            "state": dataclasses.asdict(self.state),
-        }
+        sources = {"firms": rivals}
+    return Trainer(
+        economy,
+        train_config(cfg),
+        seed=seed,
+        fixed=sources,
+        learning_slots={"firms": learning} if fixed else None,
+    )
 
 
 @torch.no_grad()
-def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) -> dict[str, Any]:
+def evaluate_greedy(trainer: Trainer, cfg: DeepPricingConfig, state: PricingState | None = None) -> dict[str, Any]:
     """Greedy play of the trained firms from ``state`` (default: the final training states).
 
     Returns:
@@ -272,13 +155,13 @@ def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) 
         ``profit_gain_firm [B, 2]``, ``stationary [B]`` (prices constant over the tail), and ``final_state``
         (the :class:`PricingState` after greedy play).
     """
-    cfg, eco = trainer.cfg, trainer.economy
+    eco = trainer.economy
     gen = torch.Generator(device=eco.device).manual_seed(trainer.seed + 31337)  # observation noise only
     s = trainer.state if state is None else state
+    decide = trainer.decide()
     paths, profits = [], []
     for _ in range(cfg.eval_periods):
-        act, _ = trainer.joint_action(s, explore=False)
-        s, out = eco.step(s, act, gen)
+        s, out = eco.step(s, decide(s), gen)
         paths.append(out.prices)
         profits.append(out.profits)
     p = torch.stack(paths)
@@ -297,9 +180,7 @@ def evaluate_greedy(trainer: PricingTrainer, state: PricingState | None = None) 
 
 
 @torch.no_grad()
-def deviation_response(
-    trainer: PricingTrainer, state: PricingState, *, deviator: int = 0, periods: int = 10
-) -> np.ndarray:
+def deviation_response(trainer: Trainer, state: PricingState, *, deviator: int = 0, periods: int = 10) -> np.ndarray:
     """Impulse response to a forced one-period deviation (Calvano et al. 2020, section V.B).
 
     From ``state`` (normally the end of greedy play), firm ``deviator`` posts its static best response to the
@@ -319,14 +200,13 @@ def deviation_response(
     if deviator == 1:
         pair = pair.flip(-1)
     best = eco.profits(pair)[1][..., deviator].argmax(-1)  # [B]
-    act, _ = trainer.joint_action(state, explore=False)
-    act = act.clone()
+    decide = trainer.decide()
+    act = decide(state)["firms"].clone()
     act[:, deviator] = best if eco.cfg.action == "grid" else cand[best].to(act.dtype)
     path = [state.prices[:, 0]]
     s, out = eco.step(state, act, gen)
     path.append(out.prices)
     for _ in range(periods):
-        a, _ = trainer.joint_action(s, explore=False)
-        s, out = eco.step(s, a, gen)
+        s, out = eco.step(s, decide(s), gen)
         path.append(out.prices)
     return torch.stack(path).cpu().numpy()

@@ -1,4 +1,4 @@
-"""Training loop: learning groups on the batched investment engine with Tianshou algorithms.
+"""Training loop: learning groups of any protocol economy with Tianshou algorithms.
 
 One *iteration* collects ``rollout_len`` periods from ``n_economies`` economies stepped together (every agent
 of every economy acts each period), then updates each learning group's algorithm(s):
@@ -10,8 +10,8 @@ of every economy acts each period), then updates each learning group's algorithm
   linearly from ``eps_start`` to ``eps_end`` over the first ``eps_decay_frac`` of the iterations.
 
 Economies are reset after ``episode_len`` periods (a time limit, bootstrapped, not a terminal state) to a
-fresh initial state with capital drawn in ``k_ss * [1 - k_spread, 1 + k_spread]``, so the learner sees states
-off the ergodic set.
+fresh state from ``economy.training_state(B, generator, k_spread)`` (the investment economy draws capital in
+``k_ss * [1 - k_spread, 1 + k_spread]``, so the learner sees states off the ergodic set).
 
 Per iteration :meth:`Trainer.iteration` returns a metrics row: ``env_steps`` (periods x economies),
 ``agent_steps`` (x slots), ``mean_discounted_utility_<group>`` (mean over the rollout's slots of
@@ -34,16 +34,9 @@ import torch
 from torch import Tensor
 
 from abm_markets.config import Config, param
-from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
+from abm_markets.engine.protocol import BatchedEconomy, state_fields, state_from_fields, where_state
 from abm_markets.errors import ConfigError
-from abm_markets.learn.glue import (
-    GroupLearner,
-    GroupSpec,
-    LearnerSettings,
-    firms_group,
-    households_group,
-    planner_group,
-)
+from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings, group_spec
 
 __all__ = ["TrainConfig", "Trainer", "train"]
 
@@ -58,7 +51,9 @@ class TrainConfig(Config):
         choices=("ppo", "sac", "dqn"),
     )
     groups: tuple[str, ...] = param(
-        ("planner",), "Learning groups: planner, households, firms (firms need deciding firms)."
+        ("planner",),
+        "Learning groups, names of the economy's decision groups (investment: planner, households, firms; "
+        "duopoly: firms; declared economies: their groups).",
     )
     learning_households: tuple[int, ...] = param(
         (),
@@ -76,8 +71,9 @@ class TrainConfig(Config):
     )
     action_center: str = param(
         "steady_state",
-        "Action parametrisation centre: steady_state (u = 0 plays the steady-state share/quantity) or none.",
-        choices=("steady_state", "none"),
+        "Action parametrisation centre: steady_state or reference (u = 0 plays the economy's reference action, "
+        "e.g. the steady-state share/quantity) or none.",
+        choices=("steady_state", "reference", "none"),
     )
     init_shift: float = param(
         0.0, "Shift of the action centre (log/logit units; log 2 starts at about twice the centre's share/quantity)."
@@ -85,7 +81,12 @@ class TrainConfig(Config):
     n_economies: int = param(512, "Economies B stepped in parallel.", ge=1)
     rollout_len: int = param(64, "Periods collected per iteration.", ge=1)
     episode_len: int = param(400, "Periods before an economy is reset (time limit, bootstrapped).", ge=1)
-    k_spread: float = param(0.3, "Reset capital drawn uniformly in k_ss * [1 - spread, 1 + spread].", ge=0.0, lt=1.0)
+    k_spread: float = param(
+        0.3,
+        "Spread of training states (investment: reset capital drawn uniformly in k_ss * [1 - spread, 1 + spread]).",
+        ge=0.0,
+        lt=1.0,
+    )
     iterations: int = param(60, "Training iterations.", ge=0)
     hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of actor and critic.", ge=1)
     lr: float = param(3e-3, "Adam learning rate.", gt=0.0)
@@ -106,7 +107,20 @@ class TrainConfig(Config):
     eps_start: float = param(0.5, "DQN: initial exploration rate.", ge=0.0, le=1.0)
     eps_end: float = param(0.02, "DQN: final exploration rate.", ge=0.0, le=1.0)
     eps_decay_frac: float = param(0.5, "DQN: fraction of iterations over which epsilon decays.", gt=0.0, le=1.0)
+    eps_schedule: str = param(
+        "linear",
+        "DQN exploration: linear (eps_start to eps_end over eps_decay_frac of the iterations) or exp "
+        "(max(eps_end, exp(-eps_beta t)) with t the period, Calvano et al.'s schedule).",
+        choices=("linear", "exp"),
+    )
+    eps_beta: float = param(1.5e-3, "DQN, eps_schedule = exp: decay per period.", gt=0.0)
+    target_update_freq: int = param(200, "DQN: gradient steps between target network syncs.", ge=1)
     buffer_size: int = param(200_000, "SAC/DQN replay buffer size (transitions per algorithm).", ge=1)
+    rollout_metrics: bool = param(
+        False,
+        "Add the economy's declared logged variables, averaged over each rollout, to the metrics rows "
+        "(mean_<variable>, per agent for groups of at most 4 agents).",
+    )
     checkpoint_every: int = param(10, "Save a checkpoint every this many iterations (0 = only at the end).", ge=0)
     max_wall_s: float | None = param(None, "Stop training after this many seconds of wall time.", gt=0.0)
     torch_threads: int | None = param(
@@ -117,15 +131,26 @@ class TrainConfig(Config):
     )
 
     def validate(self) -> None:
-        for g in self.groups:
-            if g not in ("planner", "households", "firms"):
-                raise ConfigError(f"TrainConfig.groups contains {g!r}; expected planner, households or firms")
         if not self.groups:
             raise ConfigError("TrainConfig.groups = () is invalid; expected at least one group")
-        if "planner" in self.groups and "households" in self.groups:
-            raise ConfigError(
-                "TrainConfig.groups cannot contain both planner and households (both decide the households' actions)"
-            )
+        if len(set(self.groups)) != len(self.groups):
+            raise ConfigError(f"TrainConfig.groups = {self.groups!r} names a group twice")
+
+    def check_economy(self, economy: BatchedEconomy) -> None:
+        """Check the learning groups against the economy's decision groups (one line naming the culprit)."""
+        from abm_markets.errors import unknown
+
+        names = [g.name for g in economy.groups]
+        keys: dict[str, str] = {}
+        for name in self.groups:
+            if name not in names:
+                raise ConfigError(f"TrainConfig.groups: {unknown('decision group', name, names)}")
+            key = economy.group(name).acts_for
+            if key in keys:
+                raise ConfigError(
+                    f"TrainConfig.groups cannot contain both {keys[key]} and {name} (both decide the {key!r} actions)"
+                )
+            keys[key] = name
 
     def settings(self) -> LearnerSettings:
         return LearnerSettings(
@@ -144,53 +169,58 @@ class TrainConfig(Config):
             n_actions=self.n_actions,
             n_step=self.n_step,
             buffer_size=self.buffer_size,
+            target_update_freq=self.target_update_freq,
         )
 
 
-def _make_group(name: str, economy: InvestmentEconomy, cfg: TrainConfig) -> GroupSpec:
-    center, shift = cfg.action_center, cfg.init_shift
-    if name == "planner":
-        return planner_group(economy, center, shift)
-    if name == "households":
-        return households_group(economy, center, shift, cfg.learning_households or None)
-    return firms_group(economy)
+def _make_group(name: str, economy: BatchedEconomy, cfg: TrainConfig, slots: tuple[int, ...] | None) -> GroupSpec:
+    center = "none" if cfg.action_center == "none" else "reference"
+    if slots is None and name == "households":
+        slots = cfg.learning_households or None
+    return group_spec(economy, name, center=center, shift=cfg.init_shift, slots=slots)
 
 
 class Trainer:
-    """Trains the configured groups on ``n_economies`` copies of ``economy``.
+    """Trains the configured groups of any protocol economy on ``n_economies`` copies of it.
 
     Agents not in a learning group follow ``fixed`` sources (e.g. competitive firms are part of the engine;
-    households not learned follow a rule passed as ``fixed={"households": source}``).
+    households not learned follow a rule passed as ``fixed={"households": source}``; a rival firm of the
+    duopoly pricing at Nash). With ``learning_slots`` only some slots of a group learn and the rest follow the
+    fixed source of the group's action key.
 
     Args:
-        economy: The economy.
+        economy: The economy (:class:`~abm_markets.engine.protocol.BatchedEconomy`).
         cfg: Training settings.
         seed: Seed of every random draw of the run.
-        fixed: Engine actions for non-learning roles: ``{engine_key: state -> tensor}``.
+        fixed: Actions for non-learning roles: ``{action_key: state -> tensor}`` in economy units.
+        learning_slots: ``{group: slots}``: only these slots of the group learn (the households' subset can also
+            come from ``cfg.learning_households``).
     """
 
     def __init__(
         self,
-        economy: InvestmentEconomy,
+        economy: BatchedEconomy,
         cfg: TrainConfig,
         *,
         seed: int = 0,
-        fixed: dict[str, Callable[[InvestmentState], Tensor]] | None = None,
+        fixed: dict[str, Callable[[Any], Tensor]] | None = None,
+        learning_slots: dict[str, tuple[int, ...]] | None = None,
     ):
+        cfg.check_economy(economy)
         self.economy, self.cfg, self.seed = economy, cfg, seed
         self.device = economy.device
-        self.groups = [_make_group(g, economy, cfg) for g in cfg.groups]
+        slots = dict(learning_slots or {})
+        self.groups = [_make_group(g, economy, cfg, slots.get(g)) for g in cfg.groups]
         self.fixed = dict(fixed or {})
         keys = {g.engine_key for g in self.groups} | set(self.fixed)
-        if "households" not in keys:
-            raise ValueError("households' actions come from no group and no fixed source")
+        for key in economy.action_keys:
+            if key not in keys:
+                raise ValueError(f"the {key!r} actions come from no learning group and no fixed source")
         for g in self.groups:
             if g.slots is not None and g.engine_key not in self.fixed:
                 raise ValueError(
                     f"group {g.name!r} learns for some agents only; pass fixed={{{g.engine_key!r}: source}}"
                 )
-        if economy.deciding_firms and "firms" not in keys:
-            raise ValueError("deciding firms need the firms group or a fixed firms source")
         # generators: one for the engine (shocks, resets), one for the agents (sampling, Tianshou updates)
         self.env_gen = torch.Generator(device=self.device).manual_seed(seed)
         self.agent_gen = torch.Generator(device=self.device).manual_seed(seed + 7919)  # action sampling
@@ -201,30 +231,30 @@ class Trainer:
         self.state = self._reset_state(cfg.n_economies)
         self.episode_t = torch.zeros(cfg.n_economies, dtype=torch.long, device=self.device)
         self.iteration_done = 0
+        self.period = 0
         self.env_steps = 0
         self.train_wall_s = 0.0
         self.buffers: dict[str, list[Any]] | None = None
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _reset_state(self, n: int) -> InvestmentState:
-        s = self.economy.initial_state(n, self.env_gen)
-        u = torch.rand(s.capital.shape, generator=self.env_gen, device=self.device, dtype=s.capital.dtype)
-        k = self.economy.k_ss * (1.0 + self.cfg.k_spread * (2.0 * u - 1.0))
-        return dataclasses.replace(s, capital=k)
+    def _reset_state(self, n: int) -> Any:
+        return self.economy.training_state(n, self.env_gen, self.cfg.k_spread)
 
     def _epsilon(self) -> float:
         c = self.cfg
+        if c.eps_schedule == "exp":
+            return max(c.eps_end, math.exp(-c.eps_beta * self.period))
         frac = min(1.0, self.iteration_done / max(1.0, c.eps_decay_frac * c.iterations))
         return c.eps_start + (c.eps_end - c.eps_start) * frac
 
-    def actions(self, state: InvestmentState, raws: dict[str, Tensor]) -> dict[str, Tensor]:
+    def actions(self, state: Any, raws: dict[str, Tensor]) -> dict[str, Tensor]:
         """Engine actions: the learning groups' (mapped from raw policy outputs) and the fixed sources' for the rest."""
         acts: dict[str, Tensor] = {}
         for g in self.groups:
             a = g.to_engine(raws[g.name], state)
             if g.slots is not None:  # mixed population: fixed source for the others, learners overwrite their slots
                 full = self.fixed[g.engine_key](state).clone()
-                full[:, list(g.slots)] = a.to(full.dtype)
+                full[:, list(g.slots)] = a.to(full.dtype).reshape(full[:, list(g.slots)].shape)
                 a = full
             acts[g.engine_key] = a
         for key, src in self.fixed.items():
@@ -249,15 +279,19 @@ class Trainer:
             n: {"obs": [], "act": [], "rew": [], "obs_next": []} for n in self.learners
         }
         dones: list[Tensor] = []
+        logged: dict[str, list[Tensor]] = {}
         stats: dict[str, dict[str, list[float]]] = {n: {} for n in self.learners}
         state = self.state
         for _ in range(cfg.rollout_len):
+            if cfg.eps_schedule == "exp" and cfg.algorithm == "dqn":
+                eps = self._epsilon()
             obs, acts, raws = {}, {}, {}
             for name, lrn in self.learners.items():
                 obs[name] = lrn.stored_obs(state)
                 acts[name], raws[name] = lrn.act_stored(obs[name], explore=True, generator=self.agent_gen, epsilon=eps)
             nxt, out = self.economy.step(state, self.actions(state, raws), self.env_gen)
             self.episode_t += 1
+            self.period += 1
             done = self.episode_t >= cfg.episode_len
             for name, lrn in self.learners.items():
                 r = lrn.group.reward(out).float()
@@ -267,16 +301,12 @@ class Trainer:
                 rec[name]["rew"].append(r)
                 rec[name]["obs_next"].append(o_next)
             dones.append(done)
+            if cfg.rollout_metrics:
+                for k, v in self.economy.logged(nxt, out).items():
+                    logged.setdefault(k, []).append(v.detach().double())
             if bool(done.any()):
                 fresh = self._reset_state(cfg.n_economies)
-                nxt = InvestmentState(
-                    *(
-                        torch.where(
-                            done.reshape(-1, *([1] * (getattr(nxt, f).dim() - 1))), getattr(fresh, f), getattr(nxt, f)
-                        )
-                        for f in InvestmentState.__dataclass_fields__
-                    )
-                )
+                nxt = where_state(done, fresh, nxt)
                 self.episode_t = torch.where(done, 0, self.episode_t)
             state = nxt
             if off_policy:
@@ -333,18 +363,33 @@ class Trainer:
         self.iteration_done += 1
         self.env_steps += cfg.rollout_len * cfg.n_economies
         self.train_wall_s += time.perf_counter() - t0
+        row.update(self._rollout_means(logged))
         row["iteration"] = self.iteration_done
         row["env_steps"] = self.env_steps
         row["agent_steps"] = self.env_steps * sum(g.n_slots for g in self.groups)
         row["train_wall_s"] = self.train_wall_s
         return row
 
+    def _rollout_means(self, logged: dict[str, list[Tensor]]) -> dict[str, float]:
+        over = {v.name: v.over for v in self.economy.spec.logged}
+        row: dict[str, float] = {}
+        for name, vals in logged.items():
+            x = torch.stack(vals)  # [T, B, ...]
+            group = over.get(name, "economy")
+            names = self.economy.agent_names(group) if group in {g.name for g in self.economy.groups} else []
+            if names and len(names) <= 4 and x.dim() == 3:
+                for i, agent in enumerate(names):
+                    row[f"mean_{name}_{agent}"] = float(x[..., i].mean())
+            else:
+                row[f"mean_{name}"] = float(x.mean())
+        return row
+
     # ----------------------------------------------------------------------------------------- policies
-    def decide(self) -> Callable[[InvestmentState], dict[str, Tensor]]:
+    def decide(self) -> Callable[[Any], dict[str, Tensor]]:
         """Deterministic decision function of the trained groups (plus fixed sources) for evaluation."""
 
         @torch.no_grad()
-        def decide(state: InvestmentState) -> dict[str, Tensor]:
+        def decide(state: Any) -> dict[str, Tensor]:
             raws = {name: lrn.act(state) for name, lrn in self.learners.items()}
             return self.actions(state, raws)
 
@@ -360,8 +405,9 @@ class Trainer:
         return {
             "train_config": self.cfg.to_dict(),
             "learners": {n: lrn.state_dict() for n, lrn in self.learners.items()},
-            "engine_state": {f: getattr(self.state, f) for f in InvestmentState.__dataclass_fields__},
+            "engine_state": state_fields(self.state),
             "episode_t": self.episode_t,
+            "period": self.period,
             "env_gen": self.env_gen.get_state(),
             "agent_gen": self.agent_gen.get_state(),
             "update_gen": self.update_gen.get_state(),
@@ -375,13 +421,14 @@ class Trainer:
             lrn.load_state_dict(state["learners"][n])
         if "engine_state" in state:
             es = state["engine_state"]
-            if es["capital"].shape[0] == self.cfg.n_economies:
-                self.state = InvestmentState(*(es[f].to(self.device) for f in InvestmentState.__dataclass_fields__))
+            if next(iter(es.values())).shape[0] == self.cfg.n_economies:
+                self.state = state_from_fields(type(self.state), es, self.device)
                 self.episode_t = state["episode_t"].to(self.device)
                 self.env_gen.set_state(state["env_gen"].cpu())
                 self.agent_gen.set_state(state["agent_gen"].cpu())
                 self.update_gen.set_state(state["update_gen"].cpu())
         self.iteration_done = int(state["iteration"])
+        self.period = int(state.get("period", 0))
         self.env_steps = int(state["env_steps"])
         self.train_wall_s = float(state["train_wall_s"])
 

@@ -65,7 +65,7 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
     import torch
 
     from abm_markets.engine.pricing import LogitDuopoly, LogitDuopolyConfig
-    from abm_markets.learn.pricing_rl import DeepPricingConfig, PricingTrainer, deviation_response, evaluate_greedy
+    from abm_markets.learn.pricing_rl import DeepPricingConfig, deviation_response, evaluate_greedy, pricing_trainer
 
     torch.set_num_threads(cfg.threads)
     eco = LogitDuopoly(
@@ -91,17 +91,18 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
     with ctx.progress(cfg.n_seeds * cfg.iterations, f"{cfg.learner}/{cfg.observation}") as bar:
         for k in range(cfg.n_seeds):
             seed = ctx.seed + 1000 * k
-            trainer = PricingTrainer(eco, tcfg, seed=seed)
+            trainer = pricing_trainer(eco, tcfg, seed=seed)
 
             def on_iteration(row: dict[str, float], k: int = k) -> None:
                 ctx.log_metrics(session=k, **row)
                 train_curves.append({"session": k, **row})
                 bar.update(1)
 
-            trainer.train(on_iteration)
+            for _ in range(tcfg.iterations):
+                on_iteration(trainer.iteration())
             train_wall += trainer.train_wall_s
             env_steps += trainer.period * cfg.n_economies
-            ev = evaluate_greedy(trainer)
+            ev = evaluate_greedy(trainer, tcfg)
             impulses.append(deviation_response(trainer, ev["final_state"], periods=cfg.impulse_periods))
             ctx.flush_metrics()
             for b in range(cfg.n_economies):
@@ -208,7 +209,7 @@ def _plots(ctx: RunContext, cfg: DeepRLCollusionConfig, eco: Any, curves: list, 
     ax = axes[0]
     for k in range(cfg.n_seeds):
         c = curves_df.filter(pl.col("session") == k)
-        ax.plot(c["env_steps"], (c["price_mean_firm0"] + c["price_mean_firm1"]) / 2, lw=1, label=f"session {k}")
+        ax.plot(c["env_steps"], (c["mean_price_firm_0"] + c["mean_price_firm_1"]) / 2, lw=1, label=f"session {k}")
     ax.axhline(eco.p_nash, color="k", ls="--", lw=1, label="Nash")
     ax.axhline(eco.p_monopoly, color="r", ls="--", lw=1, label="monopoly")
     ax.set(xlabel="environment steps (periods x economies)", ylabel="mean price in rollout", title="training")
