@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -40,6 +41,7 @@ __all__ = [
     "EvalPath",
     "ce_gap_pct",
     "ergodic_states",
+    "evaluate_protocol",
     "make_eval_path",
     "policy_error",
     "rollout",
@@ -210,3 +212,49 @@ def outcome_welfare(outcomes: list[Outcome], beta: float) -> Tensor:
         beta, len(outcomes), device=outcomes[0].reward_planner.device, dtype=outcomes[0].reward_planner.dtype
     )
     return (torch.stack([o.reward_planner for o in outcomes]) * w[:, None]).sum(0)
+
+
+# ------------------------------------------------------------------------------------------ any economy
+def evaluate_protocol(
+    economy: Any,
+    decide: Callable[[Any], dict[str, Tensor]],
+    *,
+    n_economies: int,
+    periods: int,
+    seed: int,
+    gamma: float,
+    log_economies: int = 0,
+) -> dict[str, Any]:
+    """Score a decision function on any protocol economy (:mod:`abm_markets.engine.protocol`).
+
+    The initial states and every period's shocks come from one generator seeded with ``seed``; economies draw
+    their period's randomness in a fixed number of calls whatever the actions, so two decision functions
+    evaluated with the same seed face the same shocks (common random numbers).
+
+    Returns:
+        ``discounted_reward``: ``{group: [B]}`` mean over the group's slots of ``sum_t gamma^t r_t``;
+        ``logged``: ``{variable: [T, log_economies, ...]}`` of the first ``log_economies`` economies;
+        ``logged_mean``: ``{variable: float}`` mean over periods, economies and agents; ``final_state``.
+    """
+    gen = torch.Generator(device=economy.device).manual_seed(seed)
+    state = economy.initial_state(n_economies, gen)
+    disc: dict[str, Tensor] = {}
+    logged: dict[str, list[Tensor]] = {}
+    sums: dict[str, float] = {}
+    w = 1.0
+    with torch.no_grad():
+        for _ in range(periods):
+            state, out = economy.step(state, decide(state), gen)
+            for name, r in economy.rewards(out).items():
+                disc[name] = disc.get(name, 0.0) + w * r.double().mean(-1)
+            w *= gamma
+            for name, v in economy.logged(state, out).items():
+                sums[name] = sums.get(name, 0.0) + float(v.double().mean())
+                if log_economies:
+                    logged.setdefault(name, []).append(v[:log_economies].detach().double().cpu())
+    return {
+        "discounted_reward": disc,
+        "logged": {k: torch.stack(v) for k, v in logged.items()},
+        "logged_mean": {k: v / max(periods, 1) for k, v in sums.items()},
+        "final_state": state,
+    }
