@@ -1,23 +1,43 @@
-"""Gymnasium ``Env`` for the single-household planner (``abm_markets/InvestmentPlanner-v1``).
+"""Gymnasium ``Env`` over one decision slot of any protocol economy; the single-household planner on top.
 
-The planner economy of seed 000, section 3, with ``N^h = 1`` (``N^c`` goods allowed),
-over the batched engine with ``B = 1``:
+:class:`EconomyEnv` is the single-agent view of one slot of a protocol economy (``B = 1``):
 
-* observation (``float32``, ``Box(0, inf, (D,))``): the engine's blocks ``cfg.household_obs``,
-  by default ``("own_capital", "own_tfp")``: capital ``K_j / K_ss`` and TFP ``Z``;
-* action (``float32``, ``Box(0, 1, (J,))``): spending shares of output ``s_j`` (the engine
-  clips and scales them onto the simplex, so ``C = (1 - sum_j s_j) Y >= 0``);
+* the slot: a group with one slot (``group="households"`` of a one-household economy, a declared one-agent
+  economy), or one agent of a larger group by name (``group="firm_0"``); by default the economy's
+  ``default_group``;
+* observation (``float32``): ``economy.observe(state, group)[0, i]`` in ``economy.observation_space(group)``;
+* action: ``group.action_space`` in the economy's units (``Box`` of shape ``(J,)`` or ``()``, or
+  ``Discrete``); a slot acting for ``units > 1`` agents (a planner) acts with ``units`` of them stacked,
+  shape ``(units, *shape)``;
+* every other action ``step`` needs comes from ``fixed = {action_key: f}``: ``f(state)`` (or a constant)
+  gives the key's actions ``[1, n, *shape]`` (``[n, *shape]`` accepted); under the slot's own key the slot's
+  entries are overwritten by the agent's action;
+* reward: the slot's reward ``economy.rewards(outcome)[group][0, i]``;
+* info: the logged variables (``economy.spec.logged``) over the slot's group, its own entry, and the
+  economy-level ones;
+* episode: never terminates, truncated after the horizon (``economy.cfg.horizon``, else ``horizon``,
+  default 200).
+
+``reset(seed=s)`` seeds the torch generator with ``s``, so an episode equals the engine's
+``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(s)``.
+
+:class:`InvestmentPlannerEnv` (``abm_markets/InvestmentPlanner-v1``) is the planner economy of seed 000,
+section 3, with ``N^h = 1`` (``N^c`` goods allowed):
+
+* observation (``float32``, ``Box(0, inf, (D,))``): the blocks ``cfg.household_obs``, by default
+  ``("own_capital", "own_tfp")``: capital ``K_j / K_ss`` and TFP ``Z``;
+* action (``float32``, ``Box(0, 1, (J,))``): spending shares of output ``s_j`` (the engine clips and scales
+  them onto the simplex, so ``C = (1 - sum_j s_j) Y >= 0``);
 * reward: ``u(C)`` (log by default);
 * dynamics: ``I_j = sqrt(2 s_j Y / phi)``, ``K'_j = (1 - delta) K_j + I_j``, ``Z`` a Markov chain;
 * episode: never terminates, truncated after ``cfg.horizon`` periods.
 
-``reset(seed=s)`` seeds the torch generator with ``s``, so an episode equals the engine's
-``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(s)``.
 Version history: :data:`abm_markets.engine.investment.ENV_HISTORY`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gymnasium
@@ -25,10 +45,203 @@ import numpy as np
 import torch
 
 from abm_markets.engine.config import InvestmentConfig
-from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
-from abm_markets.errors import ConfigError, UserError
+from abm_markets.engine.investment import InvestmentEconomy, Outcome
+from abm_markets.engine.protocol import BatchedEconomy, DecisionGroup
+from abm_markets.envs._common import (
+    KeyLayout,
+    action_array,
+    check_render_mode,
+    key_layout,
+    resolve_horizon,
+    slot_action_space,
+    split_logged,
+    summary_line,
+    to_python,
+)
+from abm_markets.errors import ConfigError, UserError, unknown
+
+__all__ = ["ENV_ID", "EconomyEnv", "InvestmentPlannerEnv", "default_planner_config"]
 
 ENV_ID = "abm_markets/InvestmentPlanner-v1"
+
+FixedAction = Callable[[Any], Any] | Any
+"""A fixed action: ``f(state) -> [1, n, *shape]`` (or ``[n, *shape]``), or such a constant."""
+
+
+def _resolve_slot(economy: BatchedEconomy, group: str | None) -> tuple[DecisionGroup, int, str]:
+    """``(group, slot index, slot name)`` of the view ``group`` (a group name or an agent name)."""
+    if group is None:
+        if not economy.default_group and not economy.agent_groups():
+            raise ConfigError(f"economy {economy.env_id} has no agent group; expected group= naming a group")
+        group = economy.default_group or economy.agent_groups()[0].name
+    names = [g.name for g in economy.groups]
+    if group in names:
+        g = economy.group(group)
+        if g.count != 1:
+            agents = economy.agent_names(g.name) if g.agent else []
+            hint = f" or one agent by name ({', '.join(agents[:4])}{', ...' if len(agents) > 4 else ''})"
+            raise ConfigError(
+                f"group {group!r} of {economy.env_id} has {g.count} slots; expected a group with one slot"
+                + (hint if agents else "")
+            )
+        return g, 0, group
+    agents = {}
+    for g in economy.agent_groups():
+        for i, a in enumerate(economy.agent_names(g.name)):
+            agents[a] = (g, i)
+    if group in agents:
+        g, i = agents[group]
+        return g, i, group
+    raise ConfigError(str(unknown(f"group or agent of {economy.env_id}", group, [*names, *agents])))
+
+
+class EconomyEnv(gymnasium.Env):
+    """Single-agent env over one decision slot of a protocol economy (see the module docstring).
+
+    Args:
+        economy: A protocol economy (:class:`~abm_markets.engine.protocol.BatchedEconomy`).
+        group: A group with one slot, or the name of one agent (``economy.agent_names``); default the
+            economy's ``default_group``.
+        fixed: ``{action_key: f}`` for every action key the slot does not fill alone: ``f(state)`` (or a
+            constant) is that key's actions ``[1, n, *shape]`` (``torch.long`` for discrete actions).
+        render_mode: ``None`` or ``"ansi"``.
+        horizon: Episode length for economies whose config has no ``horizon`` (default 200).
+
+    Attributes:
+        economy: The economy.
+        group: The slot's :class:`~abm_markets.engine.protocol.DecisionGroup`.
+        slot: The slot's index within its group.
+        agent: The slot's name.
+        horizon: Periods per episode.
+
+    Raises:
+        ConfigError: Unknown group or agent, a group with several slots, an action key neither the slot nor
+            ``fixed`` fills, a ``fixed`` key the economy does not have (or the slot fills alone), an invalid
+            horizon.
+        UserError: ``render_mode`` is not ``None`` or ``"ansi"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        economy: BatchedEconomy,
+        *,
+        group: str | None = None,
+        fixed: Mapping[str, FixedAction] | None = None,
+        render_mode: str | None = None,
+        horizon: int | None = None,
+    ) -> None:
+        check_render_mode(render_mode)
+        self.economy = economy
+        self.render_mode = render_mode
+        self.horizon = resolve_horizon(economy, horizon)
+        self.group, self.slot, self.agent = _resolve_slot(economy, group)
+        g = self.group
+        self._key = g.acts_for
+        self._layouts: dict[str, KeyLayout] = {k: key_layout(economy, k) for k in economy.action_keys}
+        own = self._layouts[self._key]
+        self._own_slice = slice(self.slot * g.units, (self.slot + 1) * g.units)
+        fixed = dict(fixed or {})
+        for key in fixed:
+            if key not in self._layouts:
+                raise ConfigError(str(unknown(f"action key of {economy.env_id} in fixed", key, self._layouts)))
+        if own.n == g.units and self._key in fixed:
+            raise ConfigError(
+                f"fixed[{self._key!r}] is the action of {self.agent!r} itself; expected fixed actions only for "
+                f"other action keys ({', '.join(k for k in self._layouts if k != self._key) or 'none'})"
+            )
+        for key, layout in self._layouts.items():
+            if key == self._key and own.n == g.units:
+                continue
+            if key not in fixed:
+                what = "the other agents' actions" if key == self._key else "actions"
+                raise ConfigError(
+                    f"EconomyEnv of {self.agent!r} needs {what} under action key {key!r}; expected "
+                    f"fixed={{{key!r}: callable(state) -> tensor {layout.full_shape}}}"
+                )
+        self.fixed = fixed
+        obs_space = economy.observation_space(g.name)
+        self.observation_space = gymnasium.spaces.Box(obs_space.low, obs_space.high, obs_space.shape, np.float32)
+        self.action_space = slot_action_space(g)
+        self._generator = torch.Generator(device=economy.device)
+        self._seeded = False
+        self._state: Any = None
+        self._last: Any = None
+        self._logged: dict[str, torch.Tensor] | None = None
+        self._t = 0
+
+    # ------------------------------------------------------------------------------------------- api
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: ``economy.initial_state(1, g)``, ``g`` seeded with ``seed`` when given (else once
+        from the env's ``np_random``, then continued)."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+            self._seeded = True
+        elif not self._seeded:
+            self._generator.manual_seed(int(self.np_random.integers(2**63 - 1)))
+            self._seeded = True
+        self._state = self.economy.initial_state(1, self._generator)
+        self._last = None
+        self._logged = None
+        self._t = 0
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One period with the agent's ``action`` and the fixed actions of everybody else.
+
+        Raises:
+            UserError: Called before ``reset``, or an action (the agent's or a fixed one) has the wrong shape.
+        """
+        if self._state is None:
+            raise UserError(f"{type(self).__name__}.step called before reset()")
+        eco, g = self.economy, self.group
+        own = self._layouts[self._key]
+        mine = torch.as_tensor(action_array(action, own, g.units, self.agent), dtype=own.dtype, device=own.device)
+        acts: dict[str, torch.Tensor] = {}
+        for key, layout in self._layouts.items():
+            if key in self.fixed:
+                f = self.fixed[key]
+                value = f(self._state) if callable(f) else f
+                acts[key] = layout.tensor(value, f"fixed[{key!r}]").clone()
+        if self._key in acts:
+            acts[self._key][0, self._own_slice] = mine
+        else:
+            acts[self._key] = mine.unsqueeze(0)
+        self._state, out = eco.step(self._state, acts, self._generator)
+        self._last = out
+        self._t += 1
+        self._logged = eco.logged(self._state, out)
+        reward = float(eco.rewards(out)[g.name][0, self.slot])
+        truncated = self._t >= self.horizon
+        return self._observation(), reward, False, truncated, self._info(out)
+
+    def render(self) -> str | None:
+        """``"ansi"``: one line, the period and the last period's logged values (economy-level ones, and the
+        means of the others); ``None`` otherwise."""
+        if self.render_mode != "ansi" or self._state is None:
+            return None
+        return summary_line(self._t, self.economy, self._logged)
+
+    # --------------------------------------------------------------------------------------- helpers
+    def _observation(self) -> np.ndarray:
+        o = self.economy.observe(self._state, self.group.name)[0, self.slot]
+        return o.detach().cpu().numpy().astype(np.float32)
+
+    def _info(self, outcome: Any) -> dict[str, Any]:
+        """The logged variables over the slot's group (its own entry; a slot of ``units > 1`` agents: those
+        over the group it acts for, its agents' entries) and the economy-level ones."""
+        assert self._logged is not None  # set by step
+        by_group, common = split_logged(self.economy, self._logged)
+        g = self.group
+        if g.units == 1:
+            own = {k: to_python(v[self.slot]) for k, v in by_group.get(g.name, {}).items()}
+        else:
+            own = {k: to_python(v[self._own_slice]) for k, v in by_group.get(g.acts_for, {}).items()}
+        return own | common
 
 
 def default_planner_config(**overrides: Any) -> InvestmentConfig:
@@ -38,7 +251,7 @@ def default_planner_config(**overrides: Any) -> InvestmentConfig:
     return InvestmentConfig(**kw)
 
 
-class InvestmentPlannerEnv(gymnasium.Env):
+class InvestmentPlannerEnv(EconomyEnv):
     """Single-household stochastic planner (see the module docstring).
 
     Args:
@@ -46,6 +259,9 @@ class InvestmentPlannerEnv(gymnasium.Env):
             (default :func:`default_planner_config`).
         render_mode: ``None`` or ``"ansi"``.
         device, dtype: Of the engine.
+
+    Info after a step: ``consumption``, ``output``, ``investment`` and ``capital`` (lists over goods), and the
+    economy's other logged household variables and ``welfare``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
@@ -70,56 +286,22 @@ class InvestmentPlannerEnv(gymnasium.Env):
             )
         if cfg.action != "shares":
             raise ConfigError(f"InvestmentConfig.action = {cfg.action!r} is invalid for {ENV_ID}; expected 'shares'")
-        if render_mode not in (None, "ansi"):
-            raise UserError(f"render_mode = {render_mode!r} is invalid; expected None or 'ansi'")
+        check_render_mode(render_mode)
         self.cfg = cfg
-        self.render_mode = render_mode
-        self.economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
-        n_obs = self.economy.observation_size()
-        self.observation_space = gymnasium.spaces.Box(0.0, np.inf, (n_obs,), np.float32)
-        self.action_space = gymnasium.spaces.Box(0.0, 1.0, (self.economy.n_goods,), np.float32)
-        self._generator = torch.Generator(device=self.economy.device)
-        self._seeded = False
-        self._state: InvestmentState | None = None
-        self._last_consumption = float("nan")
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self._generator.manual_seed(int(seed))
-            self._seeded = True
-        elif not self._seeded:
-            self._generator.manual_seed(int(self.np_random.integers(2**63 - 1)))
-            self._seeded = True
-        self._state = self.economy.initial_state(1, self._generator)
-        self._last_consumption = float("nan")
-        return self._observation(), {}
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._state is None:
-            raise UserError("InvestmentPlannerEnv.step called before reset()")
-        eco = self.economy
-        a = torch.as_tensor(np.asarray(action, dtype=np.float64).reshape(1, 1, eco.n_goods), device=eco.device)
-        self._state, out = eco.step(self._state, {"households": a}, self._generator)
-        reward = float(out.reward_planner[0])
-        self._last_consumption = float(out.consumption[0, 0])
-        truncated = int(self._state.t[0]) >= self.cfg.horizon
-        info = {
-            "consumption": self._last_consumption,
-            "output": float(out.output[0, 0]),
-            "investment": out.investment[0, 0].double().cpu().tolist(),
-            "capital": self._state.capital[0, 0].double().cpu().tolist(),
-        }
-        return self._observation(), reward, False, truncated, info
+        economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
+        super().__init__(economy, group="households", render_mode=render_mode)
+        self.economy: InvestmentEconomy = economy
 
     def render(self) -> str | None:
+        """``"ansi"``: ``t=.. K=[..] C=..`` (capital per good, last consumption)."""
         if self.render_mode != "ansi" or self._state is None:
             return None
         k = self._state.capital[0, 0].double().cpu().tolist()
-        return f"t={int(self._state.t[0])} K={k} C={self._last_consumption:.4f}"
+        c = float("nan") if self._last is None else float(self._last.consumption[0, 0])
+        return f"t={int(self._state.t[0])} K={k} C={c:.4f}"
 
-    def _observation(self) -> np.ndarray:
-        assert self._state is not None
-        return self.economy.observe(self._state)[0, 0].cpu().numpy().astype(np.float32)
+    def _info(self, outcome: Outcome) -> dict[str, Any]:
+        info = super()._info(outcome)
+        info["investment"] = outcome.investment[0, 0].double().cpu().tolist()
+        info["capital"] = self._state.capital[0, 0].double().cpu().tolist()
+        return info

@@ -1,33 +1,36 @@
-"""PettingZoo ``ParallelEnv`` over the batched investment engine (``B = 1``).
+"""PettingZoo ``ParallelEnv`` over any protocol economy (``B = 1``); the investment economy's env on top.
 
-Agents: ``household_i`` (``i < N^h``) and, when ``firms = "decision"``, ``firm_j_m``
-(seller ``m`` of good ``j``). Everyone moves at once each period.
+:class:`EconomyParallelEnv` reads an economy only through :mod:`abm_markets.engine.protocol`:
 
-Observation spaces (``float32``):
+* agents: for every group of ``economy.agent_groups()``, the names ``economy.agent_names(group)``
+  (``household_i``, ``firm_j_m``, ``firm_0`` ...); everyone moves at once each period;
+* observation of agent ``i`` of a group: ``economy.observe(state, group)[0, i]`` as ``float32``, in
+  ``economy.observation_space(group)`` (the group's information structure, subgroups included);
+* action: ``group.action_space`` in the economy's units (a ``Box`` of shape ``(J,)`` or ``()``, or
+  ``Discrete``); ``step`` gathers each action key's actions into ``[1, n, *shape]`` (``torch.long`` for
+  discrete actions, the economy's dtype otherwise) and calls ``economy.step(state, actions, generator)``;
+* reward: ``economy.rewards(outcome)[group][0, i]``;
+* infos: the logged variables (``economy.spec.logged``) declared over the agent's group, its own entry,
+  and the economy-level ones (every agent);
+* no agent terminates; all are truncated after the horizon (``economy.cfg.horizon``, else the
+  ``horizon`` argument, default 200); ``state()`` is ``economy.global_state(state)[0]``.
 
-* household: the engine's information-structure blocks, ``cfg.household_obs``
-  (:meth:`InvestmentEconomy.observe <abm_markets.engine.InvestmentEconomy.observe>`:
-  capital relative to the steady state, TFP levels, prices relative to the steady-state
-  price, ``t / horizon``), ``Box(0, inf, (D,))``;
-* firm: :data:`abm_markets.agents.firm.FIRM_OBSERVATION` (own good's last price and own
-  last demand signal relative to the steady state, mean capital of the good, mean TFP),
-  ``Box(0, inf, (4,))``.
+Randomness: one ``torch.Generator`` seeded in ``reset(seed=...)``, so an episode equals the engine's
+``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(seed)``.
 
-Action spaces (``float32``):
+:class:`InvestmentParallelEnv` is the investment economy's env (agents ``household_i`` and, with
+``firms = "decision"``, ``firm_j_m``, seller ``m`` of good ``j``):
 
-* household, ``action = "shares"``: ``Box(0, 1, (J,))``, spending shares of output; the
-  engine clips and scales them onto the simplex (``C >= 0`` always);
-* household, ``action = "quantities"``: ``Box(0, K_ss, (J,))``, investment requested;
-* firm: ``Box(0, (10 p_ss, 10 q_ss))``, (posted price, capacity) in the economy's units.
+* household observation: the blocks ``cfg.household_obs`` (capital relative to the steady state, TFP levels,
+  prices relative to the steady-state price, ``t / horizon``), ``Box(0, inf, (D,))``; firm observation: the
+  blocks ``own_price, own_demand, good_capital, agg_tfp`` (own good's last price and own last demand signal
+  relative to the steady state, mean capital of the good, mean TFP), ``Box(0, inf, (4,))``;
+* household action: ``Box(0, 1, (J,))`` spending shares (``action = "shares"``; the engine clips and scales
+  them onto the simplex) or ``Box(0, K_ss, (J,))`` investment requests (``"quantities"``); firm action:
+  ``Box(0, (10 p_ss, 10 q_ss))`` (posted price, capacity);
+* rewards: households ``u(C_i)`` (minus the budget penalty if set), firms their profit.
 
-Rewards: households ``reward_households`` (``u(C_i)``, minus the budget penalty if set),
-firms their profit ``p sold - phi/2 produced^2``. No agent terminates; all are
-truncated after ``cfg.horizon`` periods.
-
-Randomness: one ``torch.Generator`` seeded in ``reset(seed=...)``, so an episode equals the
-engine's ``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(seed)``.
-
-Version history: see :data:`abm_markets.engine.investment.ENV_HISTORY`
+Version history: see :data:`abm_markets.engine.investment.ENV_HISTORY` and the economies' ``spec.history``
 (``metadata["name"]`` is the engine's versioned id).
 """
 
@@ -40,24 +43,219 @@ import numpy as np
 import torch
 from pettingzoo import ParallelEnv
 
-from abm_markets.agents.firm import firm_observation
-from abm_markets.agents.rules import firm_observation_scales
 from abm_markets.engine.config import InvestmentConfig
-from abm_markets.engine.investment import InvestmentEconomy, InvestmentState, Outcome
-from abm_markets.errors import UserError
+from abm_markets.engine.investment import InvestmentEconomy, Outcome
+from abm_markets.engine.protocol import BatchedEconomy
+from abm_markets.envs._common import (
+    action_array,
+    check_render_mode,
+    entropy_seed,
+    key_layout,
+    resolve_horizon,
+    slot_action_space,
+    split_logged,
+    summary_line,
+    to_python,
+)
+from abm_markets.errors import ConfigError, UserError
+
+__all__ = ["EconomyParallelEnv", "InvestmentParallelEnv", "parallel_env"]
+
+_entropy_seed = entropy_seed
 
 
-def _entropy_seed() -> int:
-    return int(np.random.SeedSequence().entropy % (2**63))
+class EconomyParallelEnv(ParallelEnv):
+    """Simultaneous-move multi-agent env over any protocol economy (see the module docstring).
+
+    Args:
+        economy: A protocol economy (:class:`~abm_markets.engine.protocol.BatchedEconomy`), e.g. from
+            :func:`abm_markets.engine.make_economy`.
+        render_mode: ``None`` or ``"ansi"`` (a one-line text summary of the period).
+        horizon: Episode length for economies whose config has no ``horizon`` (default 200).
+
+    Attributes:
+        economy: The economy.
+        horizon: Periods per episode.
+        groups: Agent names per agent group, ``{group: [name, ...]}``.
+
+    Raises:
+        ConfigError: The agent groups do not fill every action key, two agents share a name, an action
+            space is neither ``Box`` nor (Multi)``Discrete``, or ``horizon`` is invalid.
+        UserError: ``render_mode`` is not ``None`` or ``"ansi"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "EconomyParallelEnv",
+        "render_modes": ["ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, economy: BatchedEconomy, *, render_mode: str | None = None, horizon: int | None = None) -> None:
+        check_render_mode(render_mode)
+        self.economy = economy
+        self.render_mode = render_mode
+        self.horizon = resolve_horizon(economy, horizon)
+        self.metadata = {**type(self).metadata, "name": economy.env_id}
+        agent_groups = economy.agent_groups()
+        if not agent_groups:
+            raise ConfigError(f"economy {economy.env_id} has no agent group; expected at least one")
+        filled = [g.acts_for for g in agent_groups]
+        for key in economy.action_keys:
+            if key not in filled:
+                raise ConfigError(
+                    f"economy {economy.env_id}: no agent group fills action key {key!r}; expected every action "
+                    "key filled by an agent group (use EconomyEnv with fixed= for the others)"
+                )
+        dup_keys = sorted({k for k in filled if filled.count(k) > 1})
+        if dup_keys:
+            raise ConfigError(f"economy {economy.env_id}: several agent groups fill {dup_keys}; expected one each")
+        self.groups: dict[str, list[str]] = {g.name: list(economy.agent_names(g.name)) for g in agent_groups}
+        self._group_of = {g.name: g for g in agent_groups}
+        self._layouts = {g.name: key_layout(economy, g.acts_for) for g in agent_groups}
+        self.possible_agents = [a for names in self.groups.values() for a in names]
+        if len(set(self.possible_agents)) != len(self.possible_agents):
+            raise ConfigError(f"economy {economy.env_id}: agent names {self.possible_agents} are not unique")
+        for g in agent_groups:
+            if len(self.groups[g.name]) != g.count:
+                raise ConfigError(
+                    f"economy {economy.env_id}: group {g.name!r} has {g.count} slots but "
+                    f"{len(self.groups[g.name])} agent names; expected one name per slot"
+                )
+        self.agents: list[str] = []
+        self.observation_spaces: dict[str, gymnasium.spaces.Space] = {}
+        self.action_spaces: dict[str, gymnasium.spaces.Space] = {}
+        for g in agent_groups:
+            obs_space = economy.observation_space(g.name)
+            for a in self.groups[g.name]:
+                self.observation_spaces[a] = gymnasium.spaces.Box(
+                    obs_space.low, obs_space.high, obs_space.shape, np.float32
+                )
+                self.action_spaces[a] = slot_action_space(g)
+        self._generator = torch.Generator(device=economy.device)
+        self._seeded = False
+        self._state: Any = None
+        self._last: Any = None
+        self._logged: dict[str, torch.Tensor] | None = None
+        self._t = 0
+
+    # ---------------------------------------------------------------------------------------- spaces
+    def observation_space(self, agent: str) -> gymnasium.spaces.Space:
+        """The same space object for an agent on every call (seeding the space works)."""
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
+        """The same space object for an agent on every call (seeding the space works)."""
+        return self.action_spaces[agent]
+
+    # ------------------------------------------------------------------------------------------- api
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Start an episode: ``economy.initial_state(1, g)``, ``g`` seeded with ``seed`` when given (else once
+        from fresh entropy, then continued)."""
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+            self._seeded = True
+        elif not self._seeded:
+            self._generator.manual_seed(_entropy_seed())
+            self._seeded = True
+        self.agents = list(self.possible_agents)
+        self._state = self.economy.initial_state(1, self._generator)
+        self._last = None
+        self._logged = None
+        self._t = 0
+        return self._observations(), {a: {} for a in self.agents}
+
+    def step(
+        self, actions: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
+        """One period: every live agent's action (in its action space) at once.
+
+        Returns:
+            ``(observations, rewards, terminations, truncations, infos)``, each ``{agent: ...}``.
+
+        Raises:
+            UserError: Called before ``reset``, an agent's action is missing or has the wrong shape.
+        """
+        if self._state is None:
+            raise UserError(f"{type(self).__name__}.step called before reset()")
+        if not self.agents:
+            return {}, {}, {}, {}, {}
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise UserError(f"actions are missing for {', '.join(missing)}; expected one action per live agent")
+        eco = self.economy
+        acts: dict[str, torch.Tensor] = {}
+        for name, agents in self.groups.items():
+            g, layout = self._group_of[name], self._layouts[name]
+            arr = np.concatenate([action_array(actions[a], layout, g.units, a) for a in agents], axis=0)
+            acts[g.acts_for] = torch.as_tensor(arr, dtype=layout.dtype, device=layout.device).unsqueeze(0)
+        self._state, out = eco.step(self._state, acts, self._generator)
+        self._last = out
+        self._t += 1
+        self._logged = eco.logged(self._state, out)
+        obs = self._observations()
+        all_rewards = eco.rewards(out)
+        rewards: dict[str, float] = {}
+        for name, agents in self.groups.items():
+            r = all_rewards[name][0].detach().double().cpu().tolist()
+            rewards.update({a: float(r[i]) for i, a in enumerate(agents)})
+        done = self._t >= self.horizon
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, done)
+        infos = self._infos(out)
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        """Global state ``economy.global_state(state)[0]`` as ``float32`` ``[G]`` (centralised critics)."""
+        if self._state is None:
+            raise UserError(f"{type(self).__name__}.state called before reset()")
+        return self.economy.global_state(self._state)[0].detach().cpu().numpy().astype(np.float32)
+
+    def render(self) -> str | None:
+        """``"ansi"``: one line, the period and the last period's logged values (economy-level ones, and the
+        means of the others); ``None`` otherwise."""
+        if self.render_mode != "ansi" or self._state is None:
+            return None
+        return summary_line(self._t, self.economy, self._logged)
+
+    def close(self) -> None:
+        pass
+
+    # --------------------------------------------------------------------------------------- helpers
+    def _observations(self) -> dict[str, np.ndarray]:
+        obs: dict[str, np.ndarray] = {}
+        for name, agents in self.groups.items():
+            o = self.economy.observe(self._state, name)[0].detach().cpu().numpy().astype(np.float32)
+            obs.update({a: o[i] for i, a in enumerate(agents)})
+        return obs
+
+    def _infos(self, outcome: Any) -> dict[str, dict[str, Any]]:
+        """Per agent: its group's logged variables (its own entry) and the economy-level ones."""
+        assert self._logged is not None  # set by step
+        by_group, common = split_logged(self.economy, self._logged)
+        infos: dict[str, dict[str, Any]] = {}
+        for name, agents in self.groups.items():
+            own = by_group.get(name, {})
+            for i, a in enumerate(agents):
+                infos[a] = {k: to_python(v[i]) for k, v in own.items()} | common
+        return infos
 
 
-class InvestmentParallelEnv(ParallelEnv):
-    """Simultaneous-move multi-agent investment economy.
+class InvestmentParallelEnv(EconomyParallelEnv):
+    """Simultaneous-move multi-agent investment economy (see the module docstring).
 
     Args:
         cfg: The economy (default ``InvestmentConfig(formulation="market", n_households=2)``).
         render_mode: ``None`` or ``"ansi"`` (a one-line text summary of the period).
         device, dtype: Of the engine.
+
+    Attributes:
+        cfg: The config.
+        households: ``household_i`` names.
+        firm_agents: ``firm_j_m`` names (deciding firms), else empty.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -74,99 +272,16 @@ class InvestmentParallelEnv(ParallelEnv):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
     ) -> None:
-        if render_mode not in (None, "ansi"):
-            raise UserError(f"render_mode = {render_mode!r} is invalid; expected None or 'ansi'")
+        check_render_mode(render_mode)
         self.cfg = cfg if cfg is not None else InvestmentConfig(formulation="market", n_households=2)
-        self.economy = InvestmentEconomy(self.cfg, device=device, dtype=dtype)
-        self.metadata = {**type(self).metadata, "name": self.economy.env_id}
-        self.render_mode = render_mode
-        eco = self.economy
-        self.households = [f"household_{i}" for i in range(eco.n_households)]
-        self.firm_agents = (
-            [f"firm_{j}_{m}" for j in range(eco.n_goods) for m in range(eco.n_firms)] if eco.deciding_firms else []
-        )
-        self.possible_agents = self.households + self.firm_agents
-        self.agents: list[str] = []
-        n_obs = eco.observation_size()
-        j = eco.n_goods
-        if self.cfg.action == "shares":
-            h_act = gymnasium.spaces.Box(0.0, 1.0, (j,), np.float32)
-        else:
-            h_act = gymnasium.spaces.Box(0.0, float(eco.k_ss), (j,), np.float32)
-        p_ss, _ = firm_observation_scales(self.cfg)
-        f_high = np.array([10.0 * p_ss, 10.0 * p_ss / self.cfg.phi], dtype=np.float32)
-        self.observation_spaces = {a: gymnasium.spaces.Box(0.0, np.inf, (n_obs,), np.float32) for a in self.households}
-        self.action_spaces: dict[str, gymnasium.spaces.Space] = {a: h_act for a in self.households}
-        for a in self.firm_agents:
-            self.observation_spaces[a] = gymnasium.spaces.Box(0.0, np.inf, (4,), np.float32)
-            self.action_spaces[a] = gymnasium.spaces.Box(np.zeros(2, np.float32), f_high, dtype=np.float32)
-        self._generator = torch.Generator(device=eco.device)
-        self._seeded = False
-        self._state: InvestmentState | None = None
-        self._last: Outcome | None = None
-
-    # ---------------------------------------------------------------- spaces
-    def observation_space(self, agent: str) -> gymnasium.spaces.Space:
-        """The same space object for an agent on every call (seeding the space works)."""
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> gymnasium.spaces.Space:
-        return self.action_spaces[agent]
-
-    # ------------------------------------------------------------------- api
-    def reset(
-        self, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        if seed is not None:
-            self._generator.manual_seed(int(seed))
-            self._seeded = True
-        elif not self._seeded:
-            self._generator.manual_seed(_entropy_seed())
-            self._seeded = True
-        self.agents = list(self.possible_agents)
-        self._state = self.economy.initial_state(1, self._generator)
-        self._last = None
-        return self._observations(), {a: {} for a in self.agents}
-
-    def step(
-        self, actions: dict[str, Any]
-    ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
-        if self._state is None:
-            raise UserError("InvestmentParallelEnv.step called before reset()")
-        if not self.agents:
-            return {}, {}, {}, {}, {}
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise UserError(f"actions are missing for {', '.join(missing)}; expected one action per live agent")
-        eco = self.economy
-        kw = {"device": eco.device, "dtype": eco.dtype}
-        h_act = np.stack([np.asarray(actions[a], dtype=np.float64).reshape(eco.n_goods) for a in self.households])
-        acts = {"households": torch.as_tensor(h_act, **kw).unsqueeze(0)}
-        if self.firm_agents:
-            f_act = np.stack([np.asarray(actions[a], dtype=np.float64).reshape(2) for a in self.firm_agents])
-            acts["firms"] = torch.as_tensor(f_act, **kw).reshape(1, eco.n_goods, eco.n_firms, 2)
-        self._state, out = eco.step(self._state, acts, self._generator)
-        self._last = out
-        obs = self._observations()
-        r_h = out.reward_households[0].double().cpu().tolist()
-        r_f = out.profit[0].double().cpu().reshape(-1).tolist()
-        rewards = {a: r_h[i] for i, a in enumerate(self.households)}
-        rewards.update({a: r_f[k] for k, a in enumerate(self.firm_agents)})
-        done = int(self._state.t[0]) >= self.cfg.horizon
-        terminations = dict.fromkeys(self.agents, False)
-        truncations = dict.fromkeys(self.agents, done)
-        infos = self._infos(out)
-        if done:
-            self.agents = []
-        return obs, rewards, terminations, truncations, infos
-
-    def state(self) -> np.ndarray:
-        """Global state ``[H*J + H + J + 1]`` (capital and prices relative to the steady state, TFP, time)."""
-        if self._state is None:
-            raise UserError("InvestmentParallelEnv.state called before reset()")
-        return self.economy.global_state(self._state)[0].cpu().numpy().astype(np.float32)
+        economy = InvestmentEconomy(self.cfg, device=device, dtype=dtype)
+        super().__init__(economy, render_mode=render_mode)
+        self.economy: InvestmentEconomy = economy
+        self.households = list(self.groups["households"])
+        self.firm_agents = list(self.groups.get("firms", []))
 
     def render(self) -> str | None:
+        """``"ansi"``: ``t=.. mean K=.. mean C=.. mean p=..`` (capital, consumption, last prices)."""
         if self.render_mode != "ansi" or self._state is None:
             return None
         st = self._state
@@ -175,34 +290,18 @@ class InvestmentParallelEnv(ParallelEnv):
         c = float("nan") if self._last is None else self._last.consumption[0].mean().item()
         return f"t={int(st.t[0])} mean K={k:.4f} mean C={c:.4f} mean p={p:.4f}"
 
-    def close(self) -> None:
-        pass
-
-    # --------------------------------------------------------------- helpers
-    def _observations(self) -> dict[str, np.ndarray]:
-        assert self._state is not None
-        h_obs = self.economy.observe(self._state)[0].cpu().numpy().astype(np.float32)
-        obs = {a: h_obs[i] for i, a in enumerate(self.households)}
+    def _infos(self, outcome: Outcome) -> dict[str, dict[str, Any]]:
+        """The logged variables, and for each firm its ``price``, ``sold`` and ``produced``."""
+        infos = super()._infos(outcome)
         if self.firm_agents:
-            f_obs = firm_observation(self.economy, self._state)[0].reshape(-1, 4).cpu().numpy().astype(np.float32)
-            obs.update({a: f_obs[k] for k, a in enumerate(self.firm_agents)})
-        return obs
-
-    def _infos(self, out: Outcome) -> dict[str, dict[str, Any]]:
-        c = out.consumption[0].double().cpu().tolist()
-        y = out.output[0].double().cpu().tolist()
-        inv = out.investment[0].sum(-1).double().cpu().tolist()
-        infos: dict[str, dict[str, Any]] = {
-            a: {"consumption": c[i], "output": y[i], "investment": inv[i]} for i, a in enumerate(self.households)
-        }
-        price = out.firm_price[0].double().cpu().reshape(-1).tolist()
-        sold = out.sold[0].double().cpu().reshape(-1).tolist()
-        produced = out.produced[0].double().cpu().reshape(-1).tolist()
-        for k, a in enumerate(self.firm_agents):
-            infos[a] = {"price": price[k], "sold": sold[k], "produced": produced[k]}
+            price = outcome.firm_price[0].double().cpu().reshape(-1).tolist()
+            sold = outcome.sold[0].double().cpu().reshape(-1).tolist()
+            produced = outcome.produced[0].double().cpu().reshape(-1).tolist()
+            for k, a in enumerate(self.firm_agents):
+                infos[a].update({"price": price[k], "sold": sold[k], "produced": produced[k]})
         return infos
 
 
 def parallel_env(cfg: InvestmentConfig | None = None, **kwargs: Any) -> InvestmentParallelEnv:
-    """PettingZoo-style constructor."""
+    """PettingZoo-style constructor of :class:`InvestmentParallelEnv`."""
     return InvestmentParallelEnv(cfg, **kwargs)

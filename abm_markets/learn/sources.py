@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
+from abm_markets.engine.investment import InvestmentEconomy, InvestmentState, steady_state_spending_share
 
 __all__ = [
     "ConstantShareSource",
@@ -48,18 +48,9 @@ class Source(Protocol):
 
 
 def steady_state_share(economy: InvestmentEconomy) -> float:
-    """Total spending share ``sum_j s_j`` of output in the deterministic steady state (``Z = 1``).
-
-    Planner: ``x_ij = phi/2 I_j I_ij`` with ``I_j = N^h delta K`` and ``I_ij = delta K``; with
-    ``K^(2-alpha) = alpha beta / (N^c N^h phi delta (1 - beta(1-delta)))`` this gives
-    ``sum_j s_j = alpha beta delta / (2 (1 - beta (1 - delta)))`` for every ``N^h, N^c``. Market (competitive,
-    Walrasian): households pay ``p = phi I_j`` per unit, twice the planner's average cost, so the share doubles.
-    """
-    cfg = economy.cfg
-    s = cfg.alpha * cfg.beta * cfg.delta / (2.0 * (1.0 - cfg.beta * (1.0 - cfg.delta)))
-    if cfg.formulation == "market":
-        s *= 2.0 / economy.n_firms
-    return s
+    """Total spending share ``sum_j s_j`` of output in the deterministic steady state (``Z = 1``); see
+    :func:`abm_markets.engine.investment.steady_state_spending_share`."""
+    return steady_state_spending_share(economy.cfg)
 
 
 def _quantities_from_shares(economy: InvestmentEconomy, state: InvestmentState, shares: Tensor) -> Tensor:

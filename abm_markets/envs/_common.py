@@ -1,0 +1,209 @@
+"""Helpers shared by the PettingZoo and Gymnasium front ends over any protocol economy.
+
+Everything here reads the economy through :mod:`abm_markets.engine.protocol` only (decision groups, action
+keys, observation spaces, logged variables), never a concrete economy.
+
+Slots and units: a decision slot of a group decides for ``group.units`` agents; its action in a front end is
+``group.action_space`` (one agent's action, shape ``S``) when ``units = 1`` and ``units`` such actions, shape
+``(units, *S)``, otherwise (a planner acting for every household). An action key ``k`` of ``step`` takes
+``[B, n_k, *S]`` with ``n_k`` the agents it covers (``count * units`` of the group that fills it).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from torch import Tensor
+
+from abm_markets.engine.protocol import BatchedEconomy, DecisionGroup
+from abm_markets.errors import ConfigError, UserError
+
+DEFAULT_HORIZON = 200
+"""Episode length of economies whose config has no ``horizon``."""
+
+RENDER_MODES = (None, "ansi")
+
+
+def entropy_seed() -> int:
+    """A fresh seed from the operating system's entropy, in ``[0, 2^63)``."""
+    return int(np.random.SeedSequence().entropy % (2**63))
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in RENDER_MODES:
+        raise UserError(f"render_mode = {render_mode!r} is invalid; expected None or 'ansi'")
+
+
+def resolve_horizon(economy: BatchedEconomy, horizon: int | None) -> int:
+    """Episode length: ``economy.cfg.horizon`` if the config has one, else ``horizon`` (default 200).
+
+    An explicit ``horizon`` that differs from the config's is rejected: the economy itself may read its
+    horizon (e.g. a ``t / horizon`` observation), so the two must not disagree.
+    """
+    own = getattr(getattr(economy, "cfg", None), "horizon", None)
+    if own is not None:
+        if horizon is not None and int(horizon) != int(own):
+            raise ConfigError(
+                f"horizon = {horizon} conflicts with the economy's cfg.horizon = {own}; "
+                "expected no horizon argument (or the same value) for economies whose config sets one"
+            )
+        horizon = own
+    elif horizon is None:
+        horizon = DEFAULT_HORIZON
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ConfigError(f"horizon = {horizon!r} is invalid; expected a positive integer number of periods")
+    return int(horizon)
+
+
+# -------------------------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class KeyLayout:
+    """What ``step`` expects under one action key: ``[1, n, *shape]`` of ``dtype``.
+
+    Attributes:
+        key: The action key.
+        n: Agents the key covers.
+        shape: One agent's action shape ``S``.
+        discrete: ``True`` for integer actions (``Discrete``/``MultiDiscrete`` spaces): ``torch.long``.
+        dtype: Torch dtype of the tensor (``long`` or the economy's dtype).
+        device: Torch device of the economy.
+    """
+
+    key: str
+    n: int
+    shape: tuple[int, ...]
+    discrete: bool
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def full_shape(self) -> tuple[int, ...]:
+        return (1, self.n, *self.shape)
+
+    def tensor(self, value: Any, what: str) -> Tensor:
+        """``value`` (``[1, n, *S]`` or ``[n, *S]``, array-like) as the key's tensor; ``what`` names it in errors."""
+        t = torch.as_tensor(value, device=self.device)
+        t = t.long() if self.discrete else t.to(self.dtype)
+        if t.dim() == len(self.shape) + 1:
+            t = t.unsqueeze(0)
+        if tuple(t.shape) != self.full_shape:
+            raise UserError(
+                f"{what} has shape {tuple(t.shape)}; expected {self.full_shape} or {self.full_shape[1:]} "
+                f"(actions under key {self.key!r})"
+            )
+        return t
+
+
+def _is_discrete(space: gymnasium.spaces.Space) -> bool:
+    return isinstance(space, gymnasium.spaces.Discrete | gymnasium.spaces.MultiDiscrete)
+
+
+def check_action_space(group: DecisionGroup) -> None:
+    """Reject action spaces the front ends cannot map to tensors (``Box``, ``Discrete``, ``MultiDiscrete`` work)."""
+    space = group.action_space
+    if not isinstance(space, gymnasium.spaces.Box) and not _is_discrete(space):
+        raise ConfigError(
+            f"group {group.name!r} has action space {space}; expected a Box, Discrete or MultiDiscrete space"
+        )
+
+
+def key_layout(economy: BatchedEconomy, key: str) -> KeyLayout:
+    """Layout of action key ``key``, from the agent group that fills it (else any group that does)."""
+    fills = [g for g in economy.agent_groups() if g.acts_for == key] or [g for g in economy.groups if g.acts_for == key]
+    if not fills:
+        raise ConfigError(f"no decision group fills action key {key!r}; expected one of {list(economy.action_keys)}")
+    g = fills[0]
+    check_action_space(g)
+    discrete = _is_discrete(g.action_space)
+    return KeyLayout(
+        key=key,
+        n=g.count * g.units,
+        shape=tuple(g.action_space.shape),
+        discrete=discrete,
+        dtype=torch.long if discrete else economy.dtype,
+        device=torch.device(economy.device),
+    )
+
+
+def slot_action_space(group: DecisionGroup) -> gymnasium.spaces.Space:
+    """The action space of one slot: a private copy of ``group.action_space`` (seeding it affects nobody else);
+    with ``units > 1``, ``units`` copies stacked on a leading axis (``Box`` or ``MultiDiscrete``)."""
+    check_action_space(group)
+    space = group.action_space
+    if group.units == 1:
+        return copy.deepcopy(space)
+    u = group.units
+    if isinstance(space, gymnasium.spaces.Box):
+        low = np.broadcast_to(space.low, (u, *space.shape)).copy()
+        high = np.broadcast_to(space.high, (u, *space.shape)).copy()
+        return gymnasium.spaces.Box(low, high, dtype=space.dtype)
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return gymnasium.spaces.MultiDiscrete(np.full(u, space.n), start=np.full(u, space.start))
+    nvec = np.broadcast_to(space.nvec, (u, *space.shape)).copy()
+    return gymnasium.spaces.MultiDiscrete(nvec, start=np.broadcast_to(space.start, nvec.shape).copy())
+
+
+def action_array(value: Any, layout: KeyLayout, units: int, who: str) -> np.ndarray:
+    """One slot's action as ``[units, *S]`` (``float64``, or ``int64`` for integer actions).
+
+    Raises:
+        UserError: ``value`` has the wrong number of entries, or a non-integer value for integer actions.
+    """
+    shape = (units, *layout.shape)
+    expected = shape[1:] if units == 1 else shape
+    arr = np.asarray(value)
+    if arr.size != int(np.prod(shape)):
+        raise UserError(f"action of {who} has shape {arr.shape}; expected {expected}")
+    if not layout.discrete:
+        return arr.astype(np.float64).reshape(shape)
+    integral = np.issubdtype(arr.dtype, np.integer) or (
+        np.issubdtype(arr.dtype, np.floating) and bool(np.all(np.equal(np.mod(arr, 1), 0)))
+    )
+    if not integral:
+        raise UserError(f"action of {who} is {value!r}; expected integer action indices")
+    return arr.astype(np.int64).reshape(shape)
+
+
+# -------------------------------------------------------------------------------------------- logging
+def split_logged(economy: BatchedEconomy, logged: Mapping[str, Tensor]) -> tuple[dict, dict]:
+    """Logged values of economy 0 split into ``({group: {name: [n, ...]}}, {name: value})``.
+
+    Variables declared ``over`` a group go to that group's agents, ``over = "economy"`` ones to everybody;
+    others (``good``, groups that are not agents) are left out.
+    """
+    by_group: dict[str, dict[str, Tensor]] = {}
+    economy_level: dict[str, Any] = {}
+    for var in getattr(economy.spec, "logged", ()):
+        if var.name not in logged:
+            continue
+        value = logged[var.name][0].detach()
+        if var.over == "economy":
+            economy_level[var.name] = to_python(value)
+        else:
+            by_group.setdefault(var.over, {})[var.name] = value.double().cpu()
+    return by_group, economy_level
+
+
+def to_python(x: Tensor) -> Any:
+    """A 0-d tensor as a ``float`` (``int`` for integer dtypes); others as nested lists."""
+    x = x.detach().cpu()
+    if x.dim() == 0:
+        return int(x) if not x.dtype.is_floating_point else float(x.double())
+    return x.double().tolist() if x.dtype.is_floating_point else x.tolist()
+
+
+def summary_line(t: int, economy: BatchedEconomy, logged: Mapping[str, Tensor] | None) -> str:
+    """``t=... name=value ...``: the economy-level logged values, and the means of the others, of economy 0."""
+    parts = [f"t={t}"]
+    if logged is not None:
+        for var in getattr(economy.spec, "logged", ()):
+            if var.name in logged:
+                value = logged[var.name][0].detach().double().mean().item()
+                parts.append(f"{var.name}={value:.4g}" if var.over == "economy" else f"mean {var.name}={value:.4g}")
+    return " ".join(parts)
