@@ -126,7 +126,7 @@ class InvestmentConfig(Config):
                 "expected formulation = 'market' for deciding firms"
             )
         if self.information:
-            from abm_markets.engine.investment import decision_groups
+            from abm_markets.engine.investment_groups import decision_groups
             from abm_markets.engine.protocol import parse_information
 
             try:

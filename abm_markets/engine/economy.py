@@ -105,6 +105,13 @@ class EconomySpec:
 
 _ECONOMIES: dict[str, Callable[..., Any]] = {}
 
+BUILTIN_ECONOMIES = {
+    "InvestmentPlanner-v1": "abm_markets.engine.investment",
+    "InvestmentMarket-v1": "abm_markets.engine.investment",
+    "LogitDuopoly-v1": "abm_markets.engine.pricing",
+}
+"""Built-in ids and the module that registers each (imported on first use, like Gymnasium's entry points)."""
+
 
 def register_economy(env_id: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an economy factory ``factory(cfg, **kwargs)`` under a versioned id."""
@@ -117,9 +124,11 @@ def register_economy(env_id: str) -> Callable[[Callable[..., Any]], Callable[...
 
 
 def _load_economies() -> None:
-    """Import the modules that register economies."""
-    import abm_markets.engine.investment  # registers InvestmentPlanner-v1, InvestmentMarket-v1
-    import abm_markets.engine.pricing  # noqa: F401 - registers LogitDuopoly-v1
+    """Import the modules that register the built-in economies."""
+    import importlib
+
+    for module in sorted(set(BUILTIN_ECONOMIES.values())):
+        importlib.import_module(module)
 
 
 def make_economy(env_id: str, cfg: Any, **kwargs: Any) -> Any:
