@@ -2,17 +2,20 @@
 
 :class:`InvestmentModel` holds ``N^h`` :class:`~abm_markets.agents.Household` agents and the
 capital-good :class:`~abm_markets.agents.CapitalFirm` agents (``M`` per good in the market
-formulation; one pool per good for the planner). Each ``step()``:
+formulation; one pool per good for the planner). It is an
+:class:`~abm_markets.mesa_model.EconomyModel` (the Mesa model of any protocol economy) with the
+investment economy's own agents and reporters. Each ``step()``:
 
 1. households are activated in a random order drawn from the model's ``random``
    (``agents_by_type[Household].shuffle_do("decide")``); each reads its observation and
    asks its decision rule for an action; deciding firms then choose price and capacity;
 2. the period is computed:
 
-   * ``mode="engine"``: the actions are gathered into the batched engine's tensors, the
-     activation order is passed as the posted-price ``arrival`` order, and
-     :meth:`InvestmentEconomy.step <abm_markets.engine.InvestmentEconomy.step>` runs;
-     agents' attributes are refreshed from the new state and outcome;
+   * ``mode="engine"``: as in :class:`~abm_markets.mesa_model.EconomyModel`, the actions are
+     gathered into the batched engine's tensors and
+     :meth:`InvestmentEconomy.step <abm_markets.engine.InvestmentEconomy.step>` runs, with the
+     activation order passed as the posted-price ``arrival`` order; agents' attributes are
+     refreshed from the new state and outcome;
    * ``mode="agents"``: the same economy is computed agent by agent in plain Python floats
      (households produce and order, each good's firms clear it: planner pool, Walrasian,
      posted price in activation order, bilateral trade along the trading graph; households
@@ -24,7 +27,8 @@ formulation; one pool per good for the planner). Each ``step()``:
 Both modes draw the period's shocks with the engine's ``draw_noise`` from one
 ``torch.Generator`` seeded with ``seed``, and the initial state from the engine's
 ``initial_state`` with that generator, so with the same seed and actions the two modes,
-the engine used directly and the PettingZoo / Gymnasium environments follow the same path.
+the engine used directly, :class:`~abm_markets.mesa_model.EconomyModel` (for markets where the
+activation order does not matter) and the PettingZoo / Gymnasium environments follow the same path.
 
 Recorded variables (one row per period, key ``Step`` = periods done): flows refer to the
 period just computed, ``capital`` to the capital carried into the next period.
@@ -40,12 +44,13 @@ import mesa
 import numpy as np
 import torch
 
-from abm_markets.agents.firm import CapitalFirm, firm_observation
+from abm_markets.agents.firm import CapitalFirm
 from abm_markets.agents.household import Household, markov_next
 from abm_markets.agents.rules import CompetitiveSupply, DecisionRule, SteadyStateShare, firm_observation_scales
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment import InvestmentEconomy, InvestmentState
 from abm_markets.errors import ConfigError, unknown
+from abm_markets.mesa_model import EconomyModel
 
 MODES = ("engine", "agents")
 
@@ -90,7 +95,7 @@ def _rules_for(
     return rules
 
 
-class InvestmentModel(mesa.Model):
+class InvestmentModel(EconomyModel):
     """Mesa model of one investment economy over the batched engine.
 
     Args:
@@ -107,12 +112,17 @@ class InvestmentModel(mesa.Model):
     Attributes:
         economy: The :class:`InvestmentEconomy`.
         state: Engine state (``engine`` mode; :meth:`to_state` rebuilds it in ``agents`` mode).
+        rules: The ``rules`` argument as given.
         households: Households in index order.
         firms: ``firms[j][m]``.
+        arrivals: Households in the order they were activated in the last period (``activation_order``).
         datacollector: Model reporters ``capital, output, consumption, investment, price, welfare``
             (means over households and goods, ``welfare = sum_i u(C_i)``); agent-type reporters for
             households (``capital, tfp, output, consumption, investment, spending, utility, reward``)
             and firms (``good, price, sold, produced, revenue, profit``).
+
+    Unlike the generic :class:`EconomyModel`, the Mesa agents are :class:`Household` and :class:`CapitalFirm`
+    (competitive firms included), ``agents_by_group`` is empty, and ``logged_values`` is not filled.
     """
 
     def __init__(
@@ -129,34 +139,39 @@ class InvestmentModel(mesa.Model):
         cfg = cfg if cfg is not None else InvestmentConfig()
         if mode not in MODES:
             raise unknown("model mode", mode, MODES)
-        super().__init__(rng=seed)
-        self.cfg = cfg
-        self.mode = mode
-        self.seed = seed
-        self.collect = collect
-        self.economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
-        self.generator = torch.Generator(device=self.economy.device)
-        self.generator.manual_seed(seed)
-        self.state: InvestmentState = self.economy.initial_state(1, self.generator)
-        self.k_ss = self.economy.k_ss
-        self.p_ss, self.s_ss = firm_observation_scales(cfg)
-        self.idio_cdf = [list(accumulate(row)) for row in self.economy.idio.transition.double().cpu().tolist()]
-        self.agg_cdf = [list(accumulate(row)) for row in self.economy.agg.transition.double().cpu().tolist()]
-        self.deciding_firms = self.economy.deciding_firms
-        self.period = 0
-        self.action_override: np.ndarray | None = None
-        self.firm_override: np.ndarray | None = None
-        self.arrivals: list[Household] = []
-
-        n_h, n_j, n_m = self.economy.n_households, self.economy.n_goods, self.economy.n_firms
+        economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
+        n_h, n_j, n_m = economy.n_households, economy.n_goods, economy.n_firms
         rmap: Mapping[str, Any] = rules if isinstance(rules, Mapping) else {"households": rules}
         unknown_keys = set(rmap) - {"households", "firms"}
         if unknown_keys:
             raise unknown("rule group", sorted(unknown_keys)[0], ("households", "firms"))
         h_rules = _rules_for(rmap.get("households"), SteadyStateShare(cfg), n_h, "households")
-        f_default = CompetitiveSupply(cfg) if self.deciding_firms else None
+        f_default = CompetitiveSupply(cfg) if economy.deciding_firms else None
         f_rules = _rules_for(rmap.get("firms"), f_default, n_j * n_m, "firms")
+        # read by build_agents, which EconomyModel.__init__ calls
+        self.cfg = cfg
+        self.mode = mode
+        self.rules = rules
+        self._h_rules, self._f_rules = h_rules, f_rules
+        sources: dict[str, Any] = {"households": h_rules}
+        if economy.deciding_firms:
+            sources["firms"] = f_rules
+        super().__init__(economy, sources, seed=seed, collect=collect)
+        self.k_ss = self.economy.k_ss
+        self.p_ss, self.s_ss = firm_observation_scales(cfg)
+        self.idio_cdf = [list(accumulate(row)) for row in self.economy.idio.transition.double().cpu().tolist()]
+        self.agg_cdf = [list(accumulate(row)) for row in self.economy.agg.transition.double().cpu().tolist()]
+        self.deciding_firms = self.economy.deciding_firms
+        self.action_override: np.ndarray | None = None
+        self.firm_override: np.ndarray | None = None
+        self.arrivals: list[Household] = []
+        self.activation_order = self.arrivals
+        self._agent_common: dict[str, list[float]] = {}
 
+    def build_agents(self) -> None:
+        """Households, firms (``firms[j][m]``) and the trading partners of the bilateral market."""
+        n_h, n_j, n_m = self.economy.n_households, self.economy.n_goods, self.economy.n_firms
+        h_rules, f_rules = self._h_rules, self._f_rules
         s0 = self.state
         capital = s0.capital[0].double().cpu().tolist()
         z_idx = s0.z_idx[0].cpu().tolist()
@@ -177,10 +192,9 @@ class InvestmentModel(mesa.Model):
             for by_household in self.partners:
                 for ms in by_household.values():
                     ms.sort()
-        self._obs: np.ndarray | None = None
-        self._firm_obs: np.ndarray | None = None
-        self._agent_common: dict[str, list[float]] = {}
-        self.datacollector = mesa.DataCollector(
+
+    def build_datacollector(self) -> mesa.DataCollector:
+        return mesa.DataCollector(
             model_reporters=MODEL_REPORTERS,
             agenttype_reporters={Household: HOUSEHOLD_REPORTERS, CapitalFirm: FIRM_REPORTERS},
         )
@@ -218,8 +232,7 @@ class InvestmentModel(mesa.Model):
     def household_observation(self, household: Household) -> np.ndarray:
         """The household's observation ``[D]`` (the engine's information-structure blocks)."""
         if self.mode == "engine":
-            assert self._obs is not None
-            return self._obs[household.index]
+            return self.observations["households"][household.index]
         c = self._agent_common
         cfg, k_ss = self.cfg, self.k_ss
         parts: list[float] = []
@@ -235,8 +248,7 @@ class InvestmentModel(mesa.Model):
     def firm_observation(self, firm: CapitalFirm) -> np.ndarray:
         """The firm's observation ``[4]`` (:data:`abm_markets.agents.firm.FIRM_OBSERVATION`)."""
         if self.mode == "engine":
-            assert self._firm_obs is not None
-            return self._firm_obs[firm.good, firm.index]
+            return self.observations["firms"][firm.good * self.economy.n_firms + firm.index]
         c = self._agent_common
         j = firm.good
         return np.asarray(
@@ -272,34 +284,44 @@ class InvestmentModel(mesa.Model):
         self.action_override = None if actions.get("households") is None else np.asarray(actions["households"])
         self.firm_override = None if actions.get("firms") is None else np.asarray(actions["firms"])
         self.arrivals = []
+        self.activation_order = self.arrivals
         if self.mode == "engine":
-            self._obs = self.economy.observe(self.state)[0].double().cpu().numpy()
-            if self.deciding_firms:
-                self._firm_obs = firm_observation(self.economy, self.state)[0].double().cpu().numpy()
+            self.observe()
         else:
             self._prepare_agent_observations()
-        self.agents_by_type[Household].shuffle_do("decide")
-        if self.deciding_firms:
-            self.agents_by_type[CapitalFirm].do("decide")
+        self.activate()
         if self.mode == "engine":
-            self._step_engine()
+            self.advance()
         else:
             self._step_agents()
         self.period += 1
         if self.collect:
             self.datacollector.collect(self)
 
-    def _step_engine(self) -> None:
-        eco = self.economy
-        kw = {"device": eco.device, "dtype": eco.dtype}
-        acts = {"households": torch.as_tensor(np.stack([h.action for h in self.households]), **kw).unsqueeze(0)}
+    # ------------------------------------------------------ engine-mode hooks
+    def activate(self) -> None:
+        """Households in a random order (the posted-price arrival order), then deciding firms in order."""
+        self.agents_by_type[Household].shuffle_do("decide")
         if self.deciding_firms:
-            f = np.stack([np.stack([fm.action for fm in row]) for row in self.firms])
-            acts["firms"] = torch.as_tensor(f, **kw).unsqueeze(0)
-        arrival = torch.empty((1, len(self.households)), **kw)
+            self.agents_by_type[CapitalFirm].do("decide")
+
+    def deciders(self, key: str) -> list[Any]:
+        """Households (``households``) or the firms in good-major order (``firms``)."""
+        if key == "households":
+            return list(self.households)
+        return [f for row in self.firms for f in row]
+
+    def step_kwargs(self) -> dict[str, Any]:
+        """The activation order as the posted-price ``arrival`` keys ``[1, H]``."""
+        eco = self.economy
+        arrival = torch.empty((1, len(self.households)), device=eco.device, dtype=eco.dtype)
         for pos, h in enumerate(self.arrivals):
             arrival[0, h.index] = float(pos)
-        self.state, out = eco.step(self.state, acts, self.generator, arrival=arrival)
+        return {"arrival": arrival}
+
+    def refresh(self, outcome: Any) -> None:
+        """Households' and firms' attributes from the new state and the period's outcome."""
+        out = outcome
         st = self.state
         capital = st.capital[0].double().cpu().tolist()
         z_idx = st.z_idx[0].cpu().tolist()
@@ -430,4 +452,4 @@ class InvestmentModel(mesa.Model):
         }
 
 
-__all__ = ["MODEL_REPORTERS", "MODES", "InvestmentModel"]
+__all__ = ["MODEL_REPORTERS", "MODES", "EconomyModel", "InvestmentModel"]

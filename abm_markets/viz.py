@@ -1,16 +1,30 @@
-"""Browser visualisation of the investment model (Mesa ``SolaraViz``, matplotlib components only).
+"""Browser visualisation of Mesa models of any economy (Mesa ``SolaraViz``, matplotlib components only).
 
 Open it with::
 
     solara run abm_markets/viz.py
 
-The page shows sliders for the economy (households, goods, formulation, market,
-firms per good, spending share rule) and, as the model runs:
+The default page is the investment economy (:class:`InvestmentVizModel`), with sliders for the economy
+(households, goods, formulation, market, firms per good, spending share rule, initial capital spread) and,
+as the model runs:
 
 * means over households of capital and consumption per period;
 * the price of capital goods per period (shadow price ``phi I`` for the planner);
 * bars of each household's capital, consumption and investment in the last period,
   and of each firm's sales and profit.
+
+:func:`make_page` also builds a page for any :class:`~abm_markets.mesa_model.EconomyModel` (any protocol
+economy: the logit duopoly, constructor economies, ...): one plot per economy-level logged variable over
+time, and bars of a per-agent logged variable (or the reward) of each agent group in the last period::
+
+    from abm_markets.agents import ConstantAction
+    from abm_markets.engine import make_economy
+    from abm_markets.engine.pricing import LogitDuopolyConfig
+    from abm_markets.mesa_model import EconomyModel
+    from abm_markets.viz import make_page
+
+    model = EconomyModel(make_economy("LogitDuopoly-v1", LogitDuopolyConfig()), {"firms": ConstantAction(7)})
+    page = make_page(model)  # e.g. the ``page`` of a script given to ``solara run``
 
 Only Mesa's matplotlib backend is used (the altair backend needs a CDN). Importing this
 module builds the ``page`` object without starting a server.
@@ -22,6 +36,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import inspect
+import math
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import solara
 from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz, make_plot_component
@@ -29,6 +49,8 @@ from mesa.visualization.utils import update_counter
 
 from abm_markets.agents.rules import FixedShare, SteadyStateShare
 from abm_markets.engine.config import InvestmentConfig
+from abm_markets.errors import ConfigError, UserError, unknown
+from abm_markets.mesa_model import EconomyModel
 from abm_markets.model import InvestmentModel
 
 
@@ -85,7 +107,14 @@ MODEL_PARAMS = {
         "max": 0.9,
         "step": 0.01,
     },
-    "k_init_spread": {"type": "SliderFloat", "value": 0.5, "label": "Initial capital spread", "min": 0.0, "max": 0.9},
+    "k_init_spread": {
+        "type": "SliderFloat",
+        "value": 0.5,
+        "label": "Initial capital spread",
+        "min": 0.0,
+        "max": 0.9,
+        "step": 0.05,
+    },
     "seed": {"type": "InputText", "value": 0, "label": "Seed"},
     "mode": {"type": "Select", "value": "engine", "values": ["engine", "agents"], "label": "Mode"},
 }
@@ -122,15 +151,167 @@ def AgentBars(model: InvestmentModel) -> None:
     solara.FigureMatplotlib(household_bars_figure(model), format="png")
 
 
-def make_page(model: InvestmentModel | None = None) -> object:
-    """Build the ``SolaraViz`` page for ``model`` (default: :class:`InvestmentVizModel` defaults)."""
-    model = model if model is not None else InvestmentVizModel()
-    components = [
-        make_plot_component({"capital": "tab:blue", "consumption": "tab:orange"}, backend="matplotlib"),
-        make_plot_component({"price": "tab:green"}, backend="matplotlib"),
-        (AgentBars, 0),
+def _investment_params(model: InvestmentModel) -> dict[str, Any]:
+    """``SolaraViz`` parameters rebuilding ``model``: the sliders for :class:`InvestmentVizModel`, else its
+    arguments as fixed values and the seed as a text input."""
+    if isinstance(model, InvestmentVizModel):
+        return MODEL_PARAMS
+    return {
+        "cfg": model.cfg,
+        "seed": {"type": "InputText", "value": model.seed, "label": "Seed"},
+        "rules": _fixed(model.rules),
+        "mode": model.mode,
+        "device": model.economy.device,
+        "dtype": model.economy.dtype,
+    }
+
+
+def _fixed(value: Any) -> Any:
+    """``value`` as a fixed ``SolaraViz`` parameter (a dict with a ``type`` key would read as an input)."""
+    return types.MappingProxyType(dict(value)) if isinstance(value, dict) else value
+
+
+def economy_model_params(model: EconomyModel) -> dict[str, Any]:
+    """``SolaraViz`` parameters rebuilding an :class:`EconomyModel`: the economy and sources fixed, the seed
+    as a text input.
+
+    Raises:
+        UserError: ``model``'s class takes no ``economy`` and ``sources`` arguments (pass ``model_params``).
+    """
+    params = inspect.signature(type(model).__init__).parameters
+    if "economy" not in params or "sources" not in params:
+        raise UserError(
+            f"make_page: {type(model).__name__}(...) takes no economy and sources arguments; "
+            "expected model_params naming its constructor's arguments"
+        )
+    return {
+        "economy": model.economy,
+        "sources": _fixed(model.sources),
+        "seed": {"type": "InputText", "value": model.seed, "label": "Seed"},
+    }
+
+
+def _bar_variable(model: EconomyModel, group: str, bars: Mapping[str, str]) -> str:
+    names = [v.name for v in model.logged_variables if v.over == group]
+    if group in bars:
+        if bars[group] not in [*names, "reward"]:
+            raise ConfigError(str(unknown(f"per-agent variable of group {group!r}", bars[group], [*names, "reward"])))
+        return bars[group]
+    return names[0] if names else "reward"
+
+
+def _check_bars(model: EconomyModel, bars: Mapping[str, str]) -> None:
+    for group in bars:
+        if group not in model.agents_by_group:
+            raise ConfigError(str(unknown("agent group in bars", group, model.agents_by_group)))
+        _bar_variable(model, group, bars)
+
+
+def _agent_value(agent: Any, variable: str) -> float:
+    v = agent.reward if variable == "reward" else agent.logged.get(variable, math.nan)
+    try:
+        return float(v)
+    except (TypeError, ValueError):  # a vector per agent: its sum
+        return float(sum(v))
+
+
+def economy_bars_figure(model: EconomyModel, bars: Mapping[str, str] | None = None) -> Figure:
+    """Bars of one per-agent variable of each agent group in the last period (one panel per group).
+
+    Args:
+        model: Any :class:`EconomyModel`.
+        bars: ``{group: variable}``: the variable shown for a group (a per-agent logged variable of the group
+            or ``reward``); default: the group's first per-agent logged variable, else its reward.
+
+    Raises:
+        ConfigError: An unknown group or variable in ``bars``.
+    """
+    bars = dict(bars or {})
+    _check_bars(model, bars)
+    groups = [g for g, agents in model.agents_by_group.items() if agents]
+    fig = Figure(figsize=(7, 2.5 * max(len(groups), 1)))
+    axes = fig.subplots(max(len(groups), 1), 1, squeeze=False)[:, 0]
+    for ax, group in zip(axes, groups, strict=False):
+        var = _bar_variable(model, group, bars)
+        agents = model.agents_by_group[group]
+        x = list(range(len(agents)))
+        ax.bar(x, [_agent_value(a, var) for a in agents], 0.6, label=var)
+        ax.set_xticks(x, [a.name for a in agents], rotation=45 if len(agents) > 6 else 0, fontsize="small")
+        ax.set_ylabel(var)
+        ax.set_title(f"{group}: {var} (period {model.period})", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def make_bars_component(bars: Mapping[str, str] | None = None) -> Callable[..., Any]:
+    """A Solara component drawing :func:`economy_bars_figure` with ``bars``."""
+    bars = dict(bars or {})
+
+    @solara.component
+    def EconomyBars(model: EconomyModel) -> None:
+        update_counter.get()
+        solara.FigureMatplotlib(economy_bars_figure(model, bars), format="png")
+
+    return EconomyBars
+
+
+PLOT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
+def economy_components(model: EconomyModel, bars: Mapping[str, str] | None = None, max_plots: int = 6) -> list:
+    """Components of the generic page: one time-series plot per economy-level logged variable, then one of the
+    mean of the first per-agent variable of each agent group (at most ``max_plots`` plots), and the agents' bars
+    (:func:`make_bars_component`)."""
+    series = [v.name for v in model.logged_variables if v.over == "economy"]
+    for group in model.agents_by_group:
+        first = next((v.name for v in model.logged_variables if v.over == group), None)
+        if first is not None and first not in series:
+            series.append(first)
+    plots = [
+        make_plot_component({name: PLOT_COLORS[i % len(PLOT_COLORS)]}, backend="matplotlib")
+        for i, name in enumerate(series[:max_plots])
     ]
-    return SolaraViz(model, components=components, model_params=MODEL_PARAMS, name="Investment economy")
+    return [*plots, (make_bars_component(bars), 0)]
+
+
+def make_page(
+    model: EconomyModel | None = None,
+    *,
+    model_params: Mapping[str, Any] | None = None,
+    bars: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> object:
+    """Build the ``SolaraViz`` page for ``model`` (default: :class:`InvestmentVizModel` defaults).
+
+    Args:
+        model: An :class:`InvestmentModel` (the investment page: means, price, households' and firms' bars) or
+            any other :class:`EconomyModel` (the generic page, see :func:`economy_components`).
+        model_params: ``SolaraViz`` parameters rebuilding the model on reset; default: the sliders of
+            :class:`InvestmentVizModel`, else the model's own arguments (seed editable).
+        bars: For the generic page, ``{group: variable}`` shown as bars (see :func:`economy_bars_figure`).
+        name: Page title (default: ``Investment economy`` or the economy's id).
+
+    Raises:
+        UserError: ``model`` is no :class:`EconomyModel`, or its class cannot be rebuilt without ``model_params``.
+        ConfigError: An unknown group or variable in ``bars``.
+    """
+    model = model if model is not None else InvestmentVizModel()
+    if isinstance(model, InvestmentModel):
+        components: list = [
+            make_plot_component({"capital": "tab:blue", "consumption": "tab:orange"}, backend="matplotlib"),
+            make_plot_component({"price": "tab:green"}, backend="matplotlib"),
+            (AgentBars, 0),
+        ]
+        params = dict(model_params) if model_params is not None else _investment_params(model)
+        title = name or "Investment economy"
+    elif isinstance(model, EconomyModel):
+        _check_bars(model, dict(bars or {}))
+        components = economy_components(model, bars)
+        params = dict(model_params) if model_params is not None else economy_model_params(model)
+        title = name or model.economy.env_id
+    else:
+        raise UserError(f"make_page: model is a {type(model).__name__}; expected an EconomyModel or InvestmentModel")
+    return SolaraViz(model, components=components, model_params=params, name=title)
 
 
 page = make_page()

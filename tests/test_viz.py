@@ -49,3 +49,12 @@ def test_agent_bars_show_the_agents_values(viz):
     # planner with share 0.1: consumption is 90 % of output
     np.testing.assert_allclose([h.consumption for h in hs], [0.9 * h.output for h in hs], rtol=1e-12)
     assert len(ax_f.patches) == 2  # one pool: sold and profit bars
+
+
+def test_k_init_spread_slider_steps_below_one(viz):
+    """The spread slider needs a step (no step snaps 0.5 to 1.0) and stays below 1 (InvestmentConfig needs < 1)."""
+    opts = viz.MODEL_PARAMS["k_init_spread"]
+    assert opts["step"] == 0.05 and opts["max"] < 1.0
+    assert round(opts["value"] / opts["step"]) * opts["step"] == pytest.approx(opts["value"])
+    model = viz.InvestmentVizModel(n_households=2, k_init_spread=0.55)
+    assert model.cfg.k_init_spread == 0.55

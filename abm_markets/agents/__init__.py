@@ -4,6 +4,7 @@ from abm_markets.agents.firm import FIRM_OBSERVATION, CapitalFirm, firm_observat
 from abm_markets.agents.household import Household
 from abm_markets.agents.rules import (
     CompetitiveSupply,
+    ConstantAction,
     DecisionRule,
     FixedShare,
     PostedMarkup,
@@ -17,6 +18,7 @@ __all__ = [
     "FIRM_OBSERVATION",
     "CapitalFirm",
     "CompetitiveSupply",
+    "ConstantAction",
     "DecisionRule",
     "FixedShare",
     "Household",

@@ -68,6 +68,36 @@ class FixedShare:
         return f"FixedShare({self.shares})"
 
 
+class ConstantAction:
+    """Play the same action every period, whatever the observation (any economy: a price index, a price, ...).
+
+    Args:
+        value: One agent's action ``S`` in the economy's units (a number or an array; integers stay integers,
+            as integer action spaces need).
+    """
+
+    def __init__(self, value: float | Sequence[float] | np.ndarray) -> None:
+        arr = np.asarray(value)
+        if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+            raise ConfigError(f"ConstantAction value = {value!r} is invalid; expected finite numbers")
+        self.value = arr
+
+    def act(self, obs: Array) -> Array:
+        """``value`` broadcast to ``obs.shape[:-1] + S`` (NumPy in, NumPy out; torch in, torch out)."""
+        batch = tuple(obs.shape[:-1])
+        out = np.broadcast_to(self.value, (*batch, *self.value.shape)).copy()
+        if isinstance(obs, torch.Tensor):
+            if np.issubdtype(out.dtype, np.integer):
+                return torch.as_tensor(out, dtype=torch.long, device=obs.device)
+            return torch.as_tensor(
+                out, dtype=obs.dtype if obs.is_floating_point() else torch.float64, device=obs.device
+            )
+        return out
+
+    def __repr__(self) -> str:
+        return f"ConstantAction({self.value.tolist()!r})"
+
+
 def steady_state_share(cfg: InvestmentConfig) -> float:
     """Share of output each household spends on each good in the deterministic steady state.
 
