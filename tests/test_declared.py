@@ -58,12 +58,12 @@ def test_ppo_learns_the_closed_form_from_a_wrong_start() -> None:
     from abm_markets.envs import EconomyEnv
 
     env = EconomyEnv(eco)
-    obs, _ = env.reset(seed=4)
+    env.reset(seed=4)
     g = torch.Generator().manual_seed(4)
     state = eco.initial_state(1, g)
     for _ in range(5):
         a = decide(state)["households"]
-        obs, reward, *_ = env.step(a[0].numpy().reshape(env.action_space.shape))
+        _, reward, *_ = env.step(a[0].numpy().reshape(env.action_space.shape))
         state, out = eco.step(state, {"households": a}, g)
         assert reward == pytest.approx(float(out["u"][0, 0]), rel=1e-6)
 
