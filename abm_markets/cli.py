@@ -8,6 +8,7 @@ Commands::
     abm-markets run --resume DIR
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
     abm-markets steady-state investment [--set key=value ...] [--json]
+    abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--port N] [--check]
 
 Errors in user input print one line (``abm-markets: error: ...``), exit with
 status 2, and write nothing.
@@ -85,6 +86,13 @@ def _build_parser() -> _Parser:
     sw.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
     sw.add_argument("--import", **imp)
+    vz = sub.add_parser("viz", help="open the browser view (Mesa SolaraViz) of an economy")
+    vz.add_argument(
+        "target", nargs="?", default=None, help="a declared economy (.toml) or an economy id; default: investment"
+    )
+    vz.add_argument("--import", **imp)
+    vz.add_argument("--port", type=int, default=8765)
+    vz.add_argument("--check", action="store_true", help="build the page and exit (no server)")
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
     ss.add_argument("economy", help="investment")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -187,6 +195,29 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_viz(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from abm_markets import viz
+
+    imports = tuple(str(Path(i).resolve()) if i.endswith(".py") else i for i in args.imports)
+    target = None
+    if args.target is not None:
+        target = str(Path(args.target).resolve()) if args.target.endswith(".toml") else args.target
+        model = viz.model_for(target, imports)  # validates before anything starts
+        viz.make_page(model)
+        print(f"{model.economy.env_id}: {len(model.agents)} agents, sources {', '.join(model.economy.action_keys)}")
+    if args.check:
+        return 0
+    env = {**os.environ}
+    if target is not None:
+        env[viz.VIZ_TARGET] = target
+        env[viz.VIZ_IMPORTS] = os.pathsep.join(imports)
+    cmd = [sys.executable, "-m", "solara", "run", viz.__file__, "--port", str(args.port), "--no-open"]
+    return subprocess.call(cmd, env=env)
+
+
 def _cmd_steady_state(args: argparse.Namespace) -> int:
     if args.economy != "investment":
         raise unknown("economy", args.economy, ["investment"])
@@ -218,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sweep(args)
         if args.command == "steady-state":
             return _cmd_steady_state(args)
+        if args.command == "viz":
+            return _cmd_viz(args)
     except UserError as e:
         sys.stderr.write(f"abm-markets: error: {e}\n")
         return 2

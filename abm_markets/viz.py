@@ -26,6 +26,11 @@ time, and bars of a per-agent logged variable (or the reward) of each agent grou
     model = EconomyModel(make_economy("LogitDuopoly-v1", LogitDuopolyConfig()), {"firms": ConstantAction(7)})
     page = make_page(model)  # e.g. the ``page`` of a script given to ``solara run``
 
+A declared economy (a TOML file with an ``[economy]`` table), or an economy registered by a module of your own,
+opens with ``abm-markets viz FILE.toml`` / ``abm-markets viz ECONOMY-ID --import MODULE``
+(:func:`model_for`): agents play the declared reference rule when there is one, else each action's declared
+``start``.
+
 Only Mesa's matplotlib backend is used (the altair backend needs a CDN). Importing this
 module builds the ``page`` object without starting a server.
 """
@@ -39,8 +44,12 @@ matplotlib.use("Agg")
 import inspect
 import math
 import types
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
+
+# Mesa's SolaraViz trips Solara's hook linter when it is imported (a warning about Mesa's code, not ours)
+warnings.filterwarnings("ignore", message=".*found despite early return", category=UserWarning)
 
 import solara
 from matplotlib.figure import Figure
@@ -314,4 +323,61 @@ def make_page(
     return SolaraViz(model, components=components, model_params=params, name=title)
 
 
-page = make_page()
+VIZ_TARGET = "ABM_MARKETS_VIZ"
+"""Environment variable naming what ``abm-markets viz`` serves (a TOML file or an economy id)."""
+VIZ_IMPORTS = "ABM_MARKETS_VIZ_IMPORTS"
+"""Environment variable with the ``--import`` modules of ``abm-markets viz`` (os.pathsep-separated)."""
+
+
+def model_for(target: str, imports: tuple[str, ...] = (), *, seed: int = 0) -> EconomyModel:
+    """A Mesa model of a declared economy (``.toml`` with an ``[economy]`` table) or of a registered economy id.
+
+    Agents play the economy's declared reference rule when it has one, else each action's declared start
+    (a raw policy output of 0). Economies of other modules are found after ``imports``
+    (:func:`abm_markets.scenarios.load_module`) or through entry points.
+
+    Raises:
+        UserError: An unknown id, a file that is not a declared economy, a bad declaration (one line).
+    """
+    import torch
+
+    from abm_markets import scenarios
+    from abm_markets.engine import make_economy
+
+    for spec in imports:
+        scenarios.load_module(spec)
+    if target.endswith(".toml"):
+        from abm_markets.scenarios.declared import build_declared
+
+        economy = build_declared(target)
+    else:
+        scenarios.all_scenarios()  # imports entry-point modules, which may register economies
+        economy = make_economy(target, None)
+    reference = getattr(economy, "reference_decide", None)
+    if callable(reference):
+        decide = reference()
+    else:
+
+        def decide(state: Any) -> dict[str, Any]:
+            return {
+                g.acts_for: economy.decode(
+                    g.name, torch.zeros(state.batch_size, g.count, 1 if g.n_discrete else g.raw_dim), state
+                )
+                for g in economy.agent_groups()
+            }
+
+    sources = {key: (lambda st, key=key: decide(st)[key]) for key in economy.action_keys}
+    return EconomyModel(economy, sources, seed=seed)
+
+
+def _page_from_environment() -> object:
+    import os
+
+    target = os.environ.get(VIZ_TARGET)
+    if not target:
+        return make_page()
+    imports = tuple(x for x in os.environ.get(VIZ_IMPORTS, "").split(os.pathsep) if x)
+    return make_page(model_for(target, imports))
+
+
+page = _page_from_environment()

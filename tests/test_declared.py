@@ -105,3 +105,17 @@ def test_closed_form_reference_beats_the_wrong_start_on_common_shocks() -> None:
     ref = evaluate_protocol(eco, eco.reference_decide(), **kw)["discounted_reward"]["households"]
     bad = evaluate_protocol(eco, start, **kw)["discounted_reward"]["households"]
     assert np.all((ref - bad).numpy() > 0)  # economy by economy, not only on average
+
+
+def test_viz_opens_a_declared_economy(capsys) -> None:
+    """``abm-markets viz FILE.toml``: agents play the declared reference rule; the page builds (no server)."""
+    from abm_markets.viz import make_page, model_for
+
+    model = model_for(str(BM))
+    model.step()
+    assert float(model.outcome["s"][0, 0]) == pytest.approx(ALPHA_BETA)
+    make_page(model)
+    assert main(["viz", str(BM), "--check"]) == 0
+    assert main(["viz", str(BM.with_name("no-such-economy.toml")), "--check"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "cannot read economy file" in err[0]

@@ -1,7 +1,9 @@
-"""Scenarios defined outside the package are found by run, resume, sweep and list: by --import and entry points.
+"""Economies and scenarios defined outside the package are found by run, resume, sweep, list and viz: by
+--import and by entry points.
 
-A user registers a scenario in their own file (``tests/data/external_study.py``). Before the protocol work,
-``run_scenario`` ran it but ``abm-markets run --resume`` on its run directory answered ``unknown scenario``.
+A user declares an economy (``UserGrowth-v1``, from blocks) and registers a scenario training it in their own
+file (``tests/data/external_study.py``). Before the protocol work, ``run_scenario`` ran such a scenario but
+``abm-markets run --resume`` on its run directory answered ``unknown scenario``.
 """
 
 from __future__ import annotations
@@ -88,3 +90,11 @@ def test_sweep_imports_the_users_module_in_every_task(tmp_path: Path) -> None:
     index = pl.read_parquet(out / "index.parquet").sort("tag")
     assert index.height == 4
     assert sorted(index["summary.iterations_done"].to_list()) == [1, 1, 2, 2]
+
+
+def test_viz_finds_the_users_economy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["viz", "UserGrowth-v1", "--import", STUDY, "--check"]) == 0
+    assert "UserGrowth-v1: 1 agents" in capsys.readouterr().out
+    assert main(["viz", "UserGrowth-v2", "--import", STUDY, "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'UserGrowth-v1'" in err[0]

@@ -129,10 +129,14 @@ def _load_economies() -> None:
 
     for module in sorted(set(BUILTIN_ECONOMIES.values())):
         importlib.import_module(module)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="abm_markets.economies"):  # economies of other installed packages
+        importlib.import_module(ep.value.split(":")[0])
 
 
-def make_economy(env_id: str, cfg: Any, **kwargs: Any) -> Any:
-    """Build a registered economy by id (unknown ids suggest close ones)."""
+def make_economy(env_id: str, cfg: Any = None, **kwargs: Any) -> Any:
+    """Build a registered economy by id (unknown ids suggest close ones); ``cfg = None`` takes its defaults."""
     _load_economies()
 
     if env_id not in _ECONOMIES:

@@ -561,10 +561,11 @@ def _draw(probs: Tensor, uniform: Tensor) -> Tensor:
 
 
 @register_economy("InvestmentPlanner-v1")
-def _planner(cfg: InvestmentConfig, **kw: object) -> InvestmentEconomy:
-    return InvestmentEconomy(replace(cfg, formulation="planner"), **kw)  # type: ignore[arg-type]
+def _planner(cfg: InvestmentConfig | None, **kw: object) -> InvestmentEconomy:
+    return InvestmentEconomy(replace(cfg or InvestmentConfig(), formulation="planner"), **kw)  # type: ignore[arg-type]
 
 
 @register_economy("InvestmentMarket-v1")
-def _market(cfg: InvestmentConfig, **kw: object) -> InvestmentEconomy:
+def _market(cfg: InvestmentConfig | None, **kw: object) -> InvestmentEconomy:
+    cfg = cfg or InvestmentConfig(formulation="market", n_households=4)
     return InvestmentEconomy(replace(cfg, formulation="market"), **kw)  # type: ignore[arg-type]

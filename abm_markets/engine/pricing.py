@@ -328,5 +328,5 @@ class LogitDuopoly(BatchedEconomy):
 
 
 @register_economy(ENV_ID)
-def _logit_duopoly(cfg: LogitDuopolyConfig, **kw: object) -> LogitDuopoly:
-    return LogitDuopoly(cfg, **kw)  # type: ignore[arg-type]
+def _logit_duopoly(cfg: LogitDuopolyConfig | None, **kw: object) -> LogitDuopoly:
+    return LogitDuopoly(cfg or LogitDuopolyConfig(), **kw)  # type: ignore[arg-type]
