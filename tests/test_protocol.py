@@ -121,3 +121,31 @@ def test_where_state_resets_only_finished_economies() -> None:
     assert torch.equal(m.capital[0], a.capital[0]) and torch.equal(m.capital[1], b.capital[1])
     groups = eco.groups
     assert parse_information((), groups).subgroups(groups[0])[0].members == (0, 1)
+
+
+def test_best_response_against_frozen_others_is_served_by_the_protocol() -> None:
+    """The exploitability mechanics on any economy: a shared household policy is trained and frozen; then
+    household 0 alone learns against the frozen others (``learning_slots`` + the frozen policy as the fixed
+    source). The others' actions are the frozen policy's, exactly; only household 0's policy is new."""
+    from abm_markets.learn.train import TrainConfig, Trainer
+
+    eco = make_economy("InvestmentMarket-v1", InvestmentConfig(formulation="market", n_households=3))
+    base = TrainConfig(groups=("households",), n_economies=8, rollout_len=8, iterations=2, minibatch=64)
+    shared = Trainer(eco, base, seed=0)
+    for _ in range(base.iterations):
+        shared.iteration()
+    frozen = shared.decide()
+    br = Trainer(
+        eco,
+        base,
+        seed=1,
+        learning_slots={"households": (0,)},
+        fixed={"households": lambda s: frozen(s)["households"]},
+    )
+    assert br.learners["households"].group.n_slots == 1
+    for _ in range(base.iterations):
+        br.iteration()
+    s = eco.initial_state(16, torch.Generator().manual_seed(3))
+    acts = br.decide()(s)["households"]
+    assert torch.equal(acts[:, 1:], frozen(s)["households"][:, 1:])
+    assert not torch.equal(acts[:, 0], frozen(s)["households"][:, 0])
