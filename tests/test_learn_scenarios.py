@@ -28,8 +28,18 @@ TINY = {
 def test_investment_planner_learner_summary_and_resume(tmp_path) -> None:
     out = run_scenario("investment-planner", overrides=TINY, seed=1, out=tmp_path / "r", progress=False)
     s = json.loads((out / "summary.json").read_text())
-    for key in ("welfare_rl", "welfare_dp", "welfare_gap_ce_pct", "policy_error", "train_env_steps", "train_wall_s"):
+    keys = (
+        "welfare_rl", "welfare_dp", "welfare_gap_ce_pct", "policy_error", "train_env_steps", "train_wall_s",
+        "initial_welfare_gap_ce_pct", "policy_error_steady_state_rule", "euler_error_log10_mean",
+        "euler_error_log10_max", "share_slope_logk_learned", "share_slope_logk_dp", "share_slope_logz_learned",
+        "share_slope_logz_dp", "capital_mean_learned",
+    )  # fmt: skip
+    for key in keys:
         assert key in s and s[key] is not None and math.isfinite(s[key]), key
+    assert s["initial_welfare_gap_ce_pct"] > 1.0  # the default start is wrong (about twice the steady-state share)
+    steps = pl.read_parquet(out / "steps.parquet")
+    assert sorted(steps["policy"].unique().to_list()) == ["dp", "learned"]
+    assert (out / "plots" / "learned_vs_dp_paths.png").exists()
     assert s["learner"] == "ppo"
     assert s["train_env_steps"] == 4 * 32 * 16
     # 4 tiny iterations are not expected to reach the target (tests/test_learn.py checks learning thresholds);

@@ -41,10 +41,12 @@ __all__ = [
     "EvalPath",
     "ce_gap_pct",
     "ergodic_states",
+    "euler_errors",
     "evaluate_protocol",
     "make_eval_path",
     "policy_error",
     "rollout",
+    "share_slopes",
     "welfare",
 ]
 
@@ -204,6 +206,67 @@ def policy_error(economy: InvestmentEconomy, states: InvestmentState, decide: De
     k1, _ = economy.step(states, decide(states), noise=noise)
     k2, _ = economy.step(states, reference(states), noise=noise)
     return float(((k1.capital - k2.capital).abs() / states.capital).mean())
+
+
+@torch.no_grad()
+def euler_errors(economy: InvestmentEconomy, states: InvestmentState, decide: Decide) -> Tensor:
+    """Euler-equation errors ``|1 - C_implied / C|`` of a planner policy (one household, one good) at ``states``.
+
+    With ``x = phi/2 I^2``, ``C = Z K^alpha - x``, ``K' = (1 - delta) K + I`` the planner's first-order
+    condition is ``u'(C) phi I = beta E[u'(C') (alpha Z' K'^(alpha - 1) + (1 - delta) phi I')]``; the
+    expectation is taken exactly over next period's shock states (idiosyncratic x aggregate chain), with the
+    policy evaluated at ``(K', z')``. ``C_implied = u'^{-1}(beta E[...] / (phi I))``. States where the policy
+    invests nothing (the constraint ``I >= 0`` binds) are excluded (error NaN). Returns ``[N]``.
+    """
+    cfg = economy.cfg
+    if economy.n_households != 1 or economy.n_goods != 1 or cfg.formulation != "planner":
+        raise ValueError("euler_errors covers the one-household, one-good planner")
+    sigma = cfg.crra
+    noise = torch.full((states.batch_size, 4), 0.5, device=states.capital.device, dtype=states.capital.dtype)
+    nxt, out = economy.step(states, decide(states), noise=noise)
+    inv = out.investment[:, 0, 0]
+    c = out.consumption[:, 0]
+    k1 = nxt.capital
+    rhs = torch.zeros_like(c)
+    p_idio, p_agg = economy.idio.transition, economy.agg.transition
+    for zi in range(economy.idio.n_states):
+        for ai in range(economy.agg.n_states):
+            prob = p_idio[states.z_idx[:, 0], zi] * p_agg[states.agg_idx, ai]
+            s1 = InvestmentState(
+                capital=k1,
+                z_idx=torch.full_like(states.z_idx, zi),
+                agg_idx=torch.full_like(states.agg_idx, ai),
+                t=nxt.t,
+                last_spending=nxt.last_spending,
+                last_price=nxt.last_price,
+            )
+            _, out1 = economy.step(s1, decide(s1), noise=noise)
+            z1 = out1.tfp[:, 0]
+            mpk = cfg.alpha * z1 * k1[:, 0, 0].pow(cfg.alpha - 1.0)
+            rhs = rhs + prob * out1.consumption[:, 0].pow(-sigma) * (
+                mpk + (1.0 - cfg.delta) * cfg.phi * out1.investment[:, 0, 0]
+            )
+    marginal = cfg.beta * rhs / (cfg.phi * inv.clamp_min(1e-300))
+    c_implied = marginal.pow(-1.0 / sigma)
+    err = (1.0 - c_implied / c).abs()
+    return torch.where(inv > 1e-12, err, torch.full_like(err, float("nan")))
+
+
+@torch.no_grad()
+def share_slopes(economy: InvestmentEconomy, states: InvestmentState, decide: Decide) -> dict[str, float]:
+    """OLS slopes of the saving share ``s = x / Y`` on ``log K`` and ``log z`` over ``states`` (with intercept).
+
+    A constant-share rule has both slopes 0; the DP policy's slopes measure the state dependence a learned
+    policy should reproduce. One household, one good.
+    """
+    noise = torch.full((states.batch_size, 4), 0.5, device=states.capital.device, dtype=states.capital.dtype)
+    _, out = economy.step(states, decide(states), noise=noise)
+    share = (out.spending[:, 0, 0] / out.output[:, 0]).double()
+    x = torch.stack(
+        [torch.ones_like(share), states.capital[:, 0, 0].double().log(), out.tfp[:, 0].double().log()], -1
+    )
+    coef = torch.linalg.lstsq(x, share.unsqueeze(-1)).solution[:, 0]
+    return {"logk": float(coef[1]), "logz": float(coef[2])}
 
 
 def outcome_welfare(outcomes: list[Outcome], beta: float) -> Tensor:

@@ -20,7 +20,7 @@ from abm_markets.learn import evaluate as ev
 from abm_markets.learn.sources import DPSource, as_decide, steady_state_share_source
 from abm_markets.learn.train import TrainConfig, Trainer, train
 
-__all__ = ["DPReference", "dp_comparison", "dp_reference", "train_planner"]
+__all__ = ["DPReference", "dp_comparison", "dp_reference", "planner_diagnostics", "train_planner"]
 
 
 @dataclass
@@ -73,6 +73,27 @@ def dp_comparison(
     }
 
 
+def planner_diagnostics(
+    economy: InvestmentEconomy, decide: Callable[[InvestmentState], dict[str, torch.Tensor]], ref: DPReference
+) -> dict[str, float]:
+    """Euler-equation errors of the learned policy over the DP ergodic set, and the state dependence of its
+    saving share against DP's (OLS slopes on log K and log z); one household, one good, planner."""
+    err = ev.euler_errors(economy, ref.ergodic, decide)
+    log_err = torch.log10(err[~err.isnan()].clamp_min(1e-16))
+    err_dp = ev.euler_errors(economy, ref.ergodic, ref.decide)
+    log_dp = torch.log10(err_dp[~err_dp.isnan()].clamp_min(1e-16))
+    learned, dp = ev.share_slopes(economy, ref.ergodic, decide), ev.share_slopes(economy, ref.ergodic, ref.decide)
+    return {
+        "euler_error_log10_mean": float(log_err.mean()) if log_err.numel() else float("nan"),
+        "euler_error_log10_max": float(log_err.max()) if log_err.numel() else float("nan"),
+        "euler_error_log10_mean_dp": float(log_dp.mean()),
+        "share_slope_logk_learned": learned["logk"],
+        "share_slope_logk_dp": dp["logk"],
+        "share_slope_logz_learned": learned["logz"],
+        "share_slope_logz_dp": dp["logz"],
+    }
+
+
 def train_planner(
     economy: InvestmentEconomy,
     train_cfg: TrainConfig,
@@ -101,6 +122,13 @@ def train_planner(
         )
     w_dp_small = ev.welfare(economy, eval_path, ref.decide)["welfare"] if ref is not None else None
     cfg = economy.cfg
+    initial: dict[str, float] = {}
+    if ref is not None:  # the untrained policy (same initialisation on a resume): where learning starts from
+        start = dp_comparison(economy, trainer.decide(), ref)
+        initial = {
+            "initial_welfare_gap_ce_pct": start["welfare_gap_ce_pct"],
+            "initial_policy_error": start["policy_error"],
+        }
 
     def periodic(tr: Trainer) -> dict[str, float]:
         w = ev.welfare(economy, eval_path, tr.decide())
@@ -126,6 +154,7 @@ def train_planner(
         "train_wall_s": trainer.train_wall_s,
         "train_iterations": trainer.iteration_done,
         "train_and_eval_wall_s": time.perf_counter() - t0,
+        **initial,
     }
     rule = ev.welfare(economy, final_path, as_decide(steady_state_share_source(economy)))
     summary["welfare_steady_state_rule"] = rule["welfare"]
@@ -142,6 +171,8 @@ def train_planner(
         summary["policy_error_steady_state_rule"] = ev.policy_error(
             economy, ref.ergodic, as_decide(steady_state_share_source(economy)), ref.decide
         )
+        if economy.n_households == 1 and economy.n_goods == 1 and cfg.formulation == "planner":
+            summary.update(planner_diagnostics(economy, decide, ref))
     else:
         w = ev.welfare(economy, final_path, decide)
         summary["welfare_rl"] = w["welfare"]
