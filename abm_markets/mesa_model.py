@@ -33,17 +33,15 @@ from __future__ import annotations
 import keyword
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import gymnasium
 import mesa
 import numpy as np
 import torch
 from torch import Tensor
 
 from abm_markets.agents.rules import DecisionRule
-from abm_markets.engine.protocol import BatchedEconomy, DecisionGroup, LoggedVariable
+from abm_markets.engine.protocol import ActionLayout, BatchedEconomy, DecisionGroup, LoggedVariable, action_layout
 from abm_markets.errors import ConfigError, UserError, unknown
 
 __all__ = ["ActionLayout", "EconomyAgent", "EconomyModel", "Source", "action_layout"]
@@ -56,87 +54,6 @@ Source = DecisionRule | Sequence[DecisionRule] | BatchedSource
 
 
 # ------------------------------------------------------------------------------------------- actions
-@dataclass(frozen=True)
-class ActionLayout:
-    """What ``economy.step`` expects under one action key: ``[1, n, *shape]`` of ``dtype``.
-
-    Attributes:
-        key: The action key.
-        n: Agents the key covers (``count * units`` of the group that fills it).
-        shape: One agent's action shape ``S`` (``()`` for a ``Discrete`` space).
-        discrete: Integer actions (``Discrete``, ``MultiDiscrete``, ``MultiBinary``): ``torch.long``.
-        dtype: Torch dtype of the tensor.
-        device: Torch device of the economy.
-        group: The agent group filling the key (its slots are Mesa agents), or ``None`` when only a group
-            that is no front-end agent fills it (a planner): then only a batched function can decide.
-    """
-
-    key: str
-    n: int
-    shape: tuple[int, ...]
-    discrete: bool
-    dtype: torch.dtype
-    device: torch.device
-    group: DecisionGroup | None
-
-    @property
-    def full_shape(self) -> tuple[int, ...]:
-        return (1, self.n, *self.shape)
-
-    def tensor(self, value: Any, what: str) -> Tensor:
-        """``value`` (``[1, n, *S]`` or ``[n, *S]``, array-like) as the key's tensor; ``what`` names it in errors.
-
-        Raises:
-            UserError: Wrong number of entries, or non-integer values for integer actions.
-        """
-        t = value.detach() if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value))
-        t = t.to(self.device)
-        if t.numel() != math.prod(self.full_shape):
-            raise UserError(
-                f"{what} has shape {tuple(t.shape)}; expected {self.full_shape} (actions under key {self.key!r})"
-            )
-        if self.discrete:
-            if t.is_floating_point() and not bool(torch.all(t == torch.round(t))):
-                raise UserError(f"{what} has non-integer values; expected action indices under key {self.key!r}")
-            t = t.long()
-        else:
-            t = t.to(self.dtype)
-        return t.reshape(self.full_shape)
-
-
-_DISCRETE = (gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete, gymnasium.spaces.MultiBinary)
-
-
-def action_layout(economy: BatchedEconomy, key: str) -> ActionLayout:
-    """Layout of action key ``key``, from the agent group that fills it (else any group that does).
-
-    Raises:
-        ConfigError: No group fills ``key``, or its action space is not a Box or a discrete space.
-    """
-    agent = [g for g in economy.agent_groups() if g.acts_for == key]
-    fills = agent or [g for g in economy.groups if g.acts_for == key]
-    if not fills:
-        raise ConfigError(f"no decision group fills action key {key!r}; expected one of {list(economy.action_keys)}")
-    if len(agent) > 1:
-        raise ConfigError(
-            f"agent groups {[g.name for g in agent]} all fill action key {key!r}; expected one agent group per key"
-        )
-    g = fills[0]
-    space = g.action_space
-    if not isinstance(space, (gymnasium.spaces.Box, *_DISCRETE)):
-        raise ConfigError(f"group {g.name!r} has action space {space}; expected a Box or a discrete space")
-    discrete = isinstance(space, _DISCRETE)
-    return ActionLayout(
-        key=key,
-        n=g.count * g.units,
-        shape=tuple(space.shape or ()),
-        discrete=discrete,
-        dtype=torch.long if discrete else economy.dtype,
-        device=torch.device(economy.device),
-        group=agent[0] if agent else None,
-    )
-
-
 def _numpy(x: Any) -> np.ndarray:
     if isinstance(x, Tensor):
         return x.detach().cpu().numpy()

@@ -118,4 +118,4 @@ def test_viz_opens_a_declared_economy(capsys) -> None:
     assert main(["viz", str(BM), "--check"]) == 0
     assert main(["viz", str(BM.with_name("no-such-economy.toml")), "--check"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1 and "cannot read economy file" in err[0]
+    assert len(err) == 1 and "cannot be read" in err[0]

@@ -231,7 +231,7 @@ def test_misuse_raises_one_line_errors():
     with pytest.raises(UserError, match="before reset"):
         env.step(0)
     env.reset(seed=0)
-    with pytest.raises(UserError, match=r"fixed\['firms'\] has shape \(1, 3\); expected \(1, 2\)"):
+    with pytest.raises(UserError, match=r"fixed\['firms'\] has shape \(3,\); expected \(1, 2\)"):
         env.step(0)
     par = EconomyParallelEnv(duo)
     par.reset(seed=0)

@@ -1250,15 +1250,21 @@ def _from_table(t: Mapping[str, Any], env_id: str) -> EconomyDeclaration:
     )
 
 
-def load_declaration(path: str | Path) -> EconomyDeclaration:
-    """The declaration in the ``[economy]`` table of a TOML file (other top-level keys are the runner's)."""
+def read_economy_table(path: str | Path) -> dict[str, Any]:
+    """The ``[economy]`` table of a TOML file (other top-level keys are the runner's); one-line errors."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text())
     except OSError as e:
         raise ConfigError(f"economy file {str(p)!r} cannot be read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"economy file {str(p)!r} is not valid TOML: {e}") from None
-    if "economy" not in data:
+    table = data.get("economy")
+    if not isinstance(table, dict):
         raise ConfigError(f"economy file {str(p)!r} has no [economy] table; expected one declaring the economy")
-    return declaration_from_toml(data["economy"])
+    return table
+
+
+def load_declaration(path: str | Path) -> EconomyDeclaration:
+    """The declaration in the ``[economy]`` table of a TOML file."""
+    return declaration_from_toml(read_economy_table(path))

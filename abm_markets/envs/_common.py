@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 import numpy as np
-import torch
 from torch import Tensor
 
-from abm_markets.engine.protocol import BatchedEconomy, DecisionGroup
+from abm_markets.engine.protocol import ActionLayout, BatchedEconomy, DecisionGroup
 from abm_markets.errors import ConfigError, UserError
 
 DEFAULT_HORIZON = 200
@@ -62,44 +60,6 @@ def resolve_horizon(economy: BatchedEconomy, horizon: int | None) -> int:
 
 
 # -------------------------------------------------------------------------------------------- actions
-@dataclass(frozen=True)
-class KeyLayout:
-    """What ``step`` expects under one action key: ``[1, n, *shape]`` of ``dtype``.
-
-    Attributes:
-        key: The action key.
-        n: Agents the key covers.
-        shape: One agent's action shape ``S``.
-        discrete: ``True`` for integer actions (``Discrete``/``MultiDiscrete`` spaces): ``torch.long``.
-        dtype: Torch dtype of the tensor (``long`` or the economy's dtype).
-        device: Torch device of the economy.
-    """
-
-    key: str
-    n: int
-    shape: tuple[int, ...]
-    discrete: bool
-    dtype: torch.dtype
-    device: torch.device
-
-    @property
-    def full_shape(self) -> tuple[int, ...]:
-        return (1, self.n, *self.shape)
-
-    def tensor(self, value: Any, what: str) -> Tensor:
-        """``value`` (``[1, n, *S]`` or ``[n, *S]``, array-like) as the key's tensor; ``what`` names it in errors."""
-        t = torch.as_tensor(value, device=self.device)
-        t = t.long() if self.discrete else t.to(self.dtype)
-        if t.dim() == len(self.shape) + 1:
-            t = t.unsqueeze(0)
-        if tuple(t.shape) != self.full_shape:
-            raise UserError(
-                f"{what} has shape {tuple(t.shape)}; expected {self.full_shape} or {self.full_shape[1:]} "
-                f"(actions under key {self.key!r})"
-            )
-        return t
-
-
 def _is_discrete(space: gymnasium.spaces.Space) -> bool:
     return isinstance(space, gymnasium.spaces.Discrete | gymnasium.spaces.MultiDiscrete)
 
@@ -111,24 +71,6 @@ def check_action_space(group: DecisionGroup) -> None:
         raise ConfigError(
             f"group {group.name!r} has action space {space}; expected a Box, Discrete or MultiDiscrete space"
         )
-
-
-def key_layout(economy: BatchedEconomy, key: str) -> KeyLayout:
-    """Layout of action key ``key``, from the agent group that fills it (else any group that does)."""
-    fills = [g for g in economy.agent_groups() if g.acts_for == key] or [g for g in economy.groups if g.acts_for == key]
-    if not fills:
-        raise ConfigError(f"no decision group fills action key {key!r}; expected one of {list(economy.action_keys)}")
-    g = fills[0]
-    check_action_space(g)
-    discrete = _is_discrete(g.action_space)
-    return KeyLayout(
-        key=key,
-        n=g.count * g.units,
-        shape=tuple(g.action_space.shape),
-        discrete=discrete,
-        dtype=torch.long if discrete else economy.dtype,
-        device=torch.device(economy.device),
-    )
 
 
 def slot_action_space(group: DecisionGroup) -> gymnasium.spaces.Space:
@@ -149,7 +91,7 @@ def slot_action_space(group: DecisionGroup) -> gymnasium.spaces.Space:
     return gymnasium.spaces.MultiDiscrete(nvec, start=np.broadcast_to(space.start, nvec.shape).copy())
 
 
-def action_array(value: Any, layout: KeyLayout, units: int, who: str) -> np.ndarray:
+def action_array(value: Any, layout: ActionLayout, units: int, who: str) -> np.ndarray:
     """One slot's action as ``[units, *S]`` (``float64``, or ``int64`` for integer actions).
 
     Raises:

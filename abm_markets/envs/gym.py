@@ -46,12 +46,10 @@ import torch
 
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment import InvestmentEconomy, Outcome
-from abm_markets.engine.protocol import BatchedEconomy, DecisionGroup
+from abm_markets.engine.protocol import ActionLayout, BatchedEconomy, DecisionGroup, action_layout
 from abm_markets.envs._common import (
-    KeyLayout,
     action_array,
     check_render_mode,
-    key_layout,
     resolve_horizon,
     slot_action_space,
     split_logged,
@@ -139,7 +137,7 @@ class EconomyEnv(gymnasium.Env):
         self.group, self.slot, self.agent = _resolve_slot(economy, group)
         g = self.group
         self._key = g.acts_for
-        self._layouts: dict[str, KeyLayout] = {k: key_layout(economy, k) for k in economy.action_keys}
+        self._layouts: dict[str, ActionLayout] = {k: action_layout(economy, k) for k in economy.action_keys}
         own = self._layouts[self._key]
         self._own_slice = slice(self.slot * g.units, (self.slot + 1) * g.units)
         fixed = dict(fixed or {})

@@ -45,12 +45,11 @@ from pettingzoo import ParallelEnv
 
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment import InvestmentEconomy, Outcome
-from abm_markets.engine.protocol import BatchedEconomy
+from abm_markets.engine.protocol import BatchedEconomy, action_layout
 from abm_markets.envs._common import (
     action_array,
     check_render_mode,
     entropy_seed,
-    key_layout,
     resolve_horizon,
     slot_action_space,
     split_logged,
@@ -111,7 +110,7 @@ class EconomyParallelEnv(ParallelEnv):
             raise ConfigError(f"economy {economy.env_id}: several agent groups fill {dup_keys}; expected one each")
         self.groups: dict[str, list[str]] = {g.name: list(economy.agent_names(g.name)) for g in agent_groups}
         self._group_of = {g.name: g for g in agent_groups}
-        self._layouts = {g.name: key_layout(economy, g.acts_for) for g in agent_groups}
+        self._layouts = {g.name: action_layout(economy, g.acts_for) for g in agent_groups}
         self.possible_agents = [a for names in self.groups.values() for a in names]
         if len(set(self.possible_agents)) != len(self.possible_agents):
             raise ConfigError(f"economy {economy.env_id}: agent names {self.possible_agents} are not unique")

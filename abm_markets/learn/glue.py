@@ -551,12 +551,16 @@ class GroupLearner:
         batch_size: int,
         epochs: int,
         generator: torch.Generator,
+        max_streams: int | None = None,
     ) -> dict[str, float]:
         """PPO update on a rollout ``obs [T, B, n, D]``, ``act [T, B, n, A]``, ``rew [T, B, n]``, ``done [T, B]``.
 
         Each (economy, slot) is one stream; streams are laid out one after the other in a Tianshou
         :class:`~tianshou.data.ReplayBuffer` whose last step of each stream is marked truncated, so GAE
         bootstraps from the critic there (and at episode resets, which are time limits, not terminal states).
+        With ``max_streams`` an algorithm is updated on at most that many streams drawn at random (without
+        replacement, from ``generator``): with a shared policy the update's cost then no longer grows with the
+        number of agents, while every agent of every economy still acts and is simulated.
         """
         from tianshou.data import ReplayBuffer
         from tianshou.utils.torch_utils import policy_within_training_step
@@ -564,20 +568,27 @@ class GroupLearner:
         t_len, b = rew.shape[:2]
         stats: dict[str, list[float]] = {}
         for algo, sl in self._slot_groups():
+            n_sl = obs[:, :, sl].shape[2]
+            pick: Tensor | None = None
+            if max_streams is not None and b * n_sl > max_streams:
+                pick = torch.randperm(b * n_sl, generator=generator)[:max_streams].sort().values
 
-            def stream_major(x: Tensor, sl: slice = sl) -> np.ndarray:
+            def stream_major(x: Tensor, sl: slice = sl, pick: Tensor | None = pick) -> np.ndarray:
                 x = x[:, :, sl]  # [T, B, n', ...]
                 x = x.movedim(0, 2)  # [B, n', T, ...]
-                return x.reshape(-1, *x.shape[3:]).cpu().numpy()
+                x = x.reshape(-1, *x.shape[2:])  # [streams, T, ...]
+                if pick is not None:
+                    x = x[pick.to(x.device)]
+                return x.reshape(-1, *x.shape[2:]).cpu().numpy()
 
-            n_sl = obs[:, :, sl].shape[2]
             trunc = done.unsqueeze(-1).expand(t_len, b, obs.shape[2]).clone()
             trunc[-1] = True
+            n_rows = t_len * (b * n_sl if pick is None else int(pick.numel()))
             buf = ReplayBuffer.from_data(
                 obs=stream_major(obs),
                 act=stream_major(act),
                 rew=stream_major(rew).astype(np.float64),
-                terminated=np.zeros(t_len * b * n_sl, dtype=bool),
+                terminated=np.zeros(n_rows, dtype=bool),
                 truncated=stream_major(trunc),
                 done=stream_major(trunc),
                 obs_next=stream_major(obs_next),

@@ -24,12 +24,11 @@ holds the logged variables of the first ``log_economies`` economies in long form
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from abm_markets.config import param
-from abm_markets.errors import ConfigError, UserError
+from abm_markets.errors import ConfigError
 from abm_markets.learn.train import TrainConfig
 from abm_markets.runs import RunContext, atomic_write_toml
 from abm_markets.scenarios import register
@@ -72,30 +71,17 @@ class DeclaredEconomyConfig(TrainConfig):
 
     def prepare_run(self, out: Path) -> DeclaredEconomyConfig:
         """Copy the declaration into the run directory; the run reads ``economy.toml`` from there."""
-        atomic_write_toml(out / "economy.toml", {"economy": read_declaration(self.economy)})
+        from abm_markets.engine.constructor import read_economy_table
+
+        atomic_write_toml(out / "economy.toml", {"economy": read_economy_table(self.economy)})
         return dataclasses.replace(self, economy="economy.toml")
-
-
-def read_declaration(path: str) -> dict[str, Any]:
-    """The ``[economy]`` table of a TOML file (one-line errors naming the file)."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read economy file {path!r}: {e.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"economy file {path!r} is not valid TOML: {e}") from None
-    table = data.get("economy")
-    if not isinstance(table, dict):
-        raise UserError(f"economy file {path!r} has no [economy] table; expected a declared economy")
-    return table
 
 
 def build_declared(path: str, **kwargs: Any) -> Any:
     """Build (and check) the economy declared in ``path``."""
-    from abm_markets.engine.constructor import build_economy, declaration_from_toml
+    from abm_markets.engine.constructor import build_economy, load_declaration
 
-    return build_economy(declaration_from_toml(read_declaration(path)), **kwargs)
+    return build_economy(load_declaration(path), **kwargs)
 
 
 def default_groups(economy: Any) -> tuple[str, ...]:
