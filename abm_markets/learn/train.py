@@ -20,6 +20,14 @@ wall time, progress bar, checkpoints and resume.
 
 Determinism: with ``device = cpu`` a run is a function of its seed: network initialisation, collection and
 updates draw from generators derived from the seed (:func:`abm_markets.learn.glue.seeded`).
+
+Guards: at the end of every iteration one fused check (one host synchronisation) tests that the economy's
+state, the rollout's observations and rewards, the learners' loss statistics and every network parameter and
+buffer are finite; otherwise :class:`~abm_markets.errors.TrainingDiverged` names the iteration, the group and
+what went non-finite. An error raised inside the iteration (torch.distributions rejecting a NaN action mean) is
+turned into the same message when a non-finite value is behind it. The check runs before the iteration's
+checkpoint, and every checkpoint's tensors are checked again before writing, so ``checkpoints/latest`` always
+names a checkpoint of finite values (the last good one).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +44,7 @@ from torch import Tensor
 
 from abm_markets.config import Config, param
 from abm_markets.engine.protocol import BatchedEconomy, state_fields, state_from_fields, where_state
-from abm_markets.errors import ConfigError
+from abm_markets.errors import ConfigError, TrainingDiverged
 from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings, group_spec
 
 __all__ = ["TrainConfig", "Trainer", "train"]
@@ -235,6 +244,7 @@ class Trainer:
         self.env_steps = 0
         self.train_wall_s = 0.0
         self.buffers: dict[str, list[Any]] | None = None
+        self._live: dict[str, Any] = {}  # what the running iteration has collected (to diagnose a divergence)
 
     # ------------------------------------------------------------------------------------------ helpers
     def _reset_state(self, n: int) -> Any:
@@ -263,7 +273,29 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ iteration
     def iteration(self) -> dict[str, float]:
-        """Collect one rollout and update every learning group; returns the metrics row."""
+        """Collect one rollout and update every learning group; returns the metrics row.
+
+        Raises:
+            TrainingDiverged: The economy's state, the rollout's observations or rewards, a loss or a network
+                parameter is not finite after the iteration; or an error raised inside the rollout or an update
+                (e.g. torch.distributions rejecting a NaN) comes with a non-finite value there.
+        """
+        self._live = {"state": self.state, "rec": {}}
+        try:
+            return self._iteration()
+        except TrainingDiverged:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            # a NaN/inf reaching torch.distributions or Tianshou raises before the end-of-iteration check
+            live = self._live
+            data = {name: {k: torch.stack(v) for k, v in r.items() if v} for name, r in live["rec"].items()}
+            try:
+                self.check_finite({}, data, state=live["state"])
+            except TrainingDiverged as diverged:
+                raise diverged from exc
+            raise
+
+    def _iteration(self) -> dict[str, float]:
         cfg = self.cfg
         t0 = time.perf_counter()
         off_policy = cfg.algorithm in ("sac", "dqn")
@@ -281,6 +313,10 @@ class Trainer:
         dones: list[Tensor] = []
         logged: dict[str, list[Tensor]] = {}
         stats: dict[str, dict[str, list[float]]] = {n: {} for n in self.learners}
+        losses: dict[str, dict[str, float]] = {n: {} for n in self.learners}
+        checked: dict[str, dict[str, Tensor]] = {n: {} for n in self.learners}
+        live = self._live
+        live["rec"] = {n: {"observations": r["obs"], "rewards": r["rew"]} for n, r in rec.items()}
         state = self.state
         for _ in range(cfg.rollout_len):
             if cfg.eps_schedule == "exp" and cfg.algorithm == "dqn":
@@ -309,6 +345,7 @@ class Trainer:
                 nxt = where_state(done, fresh, nxt)
                 self.episode_t = torch.where(done, 0, self.episode_t)
             state = nxt
+            live["state"] = state
             if off_policy:
                 assert self.buffers is not None
                 for name, lrn in self.learners.items():
@@ -337,6 +374,7 @@ class Trainer:
         for name, lrn in self.learners.items():
             obs_t = torch.stack(rec[name]["obs"])
             rew_t = torch.stack(rec[name]["rew"])
+            checked[name] = {"observations": obs_t, "rewards": rew_t}
             if not lrn.fitted:
                 lrn.fit_normalisers(obs_t, rew_t)
             disc = cfg.gamma ** torch.arange(cfg.rollout_len, dtype=rew_t.dtype, device=rew_t.device)
@@ -355,9 +393,12 @@ class Trainer:
                 )
                 for k, v in st.items():
                     row[f"{k}_{name}"] = v
+                losses[name] = st
             else:
                 for k, v in stats[name].items():
                     row[f"{k}_{name}"] = float(sum(v) / len(v))
+                    losses[name][k] = row[f"{k}_{name}"]
+        self.check_finite(losses, checked)
         if cfg.algorithm == "dqn":
             row["epsilon"] = eps
         self.iteration_done += 1
@@ -369,6 +410,56 @@ class Trainer:
         row["agent_steps"] = self.env_steps * sum(g.n_slots for g in self.groups)
         row["train_wall_s"] = self.train_wall_s
         return row
+
+    # -------------------------------------------------------------------------------------------- guards
+    def _checked(self, data: dict[str, dict[str, Tensor]], state: Any) -> list[tuple[bool, str | None, str, Tensor]]:
+        """``(is_network, group, description, tensor)`` of every tensor checked, in causal order: the economy's
+        state, the rollout's data (observations, rewards), then the networks' parameters and buffers."""
+        out: list[tuple[bool, str | None, str, Tensor]] = []
+        for field, x in state_fields(state).items():
+            if isinstance(x, Tensor) and x.is_floating_point():
+                out.append((False, None, f"economy state field {field!r}", x))
+        for name, tensors in data.items():
+            out.extend((False, name, what, x) for what, x in tensors.items() if x.is_floating_point())
+        for name, lrn in self.learners.items():
+            out.extend((True, name, f"parameter {p}", x) for p, x in lrn.algorithms.named_parameters())
+            out.extend(
+                (True, name, f"buffer {b}", x) for b, x in lrn.algorithms.named_buffers() if x.is_floating_point()
+            )
+        return out
+
+    def check_finite(
+        self,
+        losses: dict[str, dict[str, float]],
+        data: dict[str, dict[str, Tensor]] | None = None,
+        *,
+        state: Any = None,
+    ) -> None:
+        """Raise :class:`~abm_markets.errors.TrainingDiverged` unless the economy's state (default: the trainer's),
+        ``data`` (``{group: {"rewards": tensor, ...}}``), ``losses`` (the learners' loss statistics, ``entropy``
+        excepted) and every learner parameter and buffer are finite.
+
+        One fused check: a flag per tensor, stacked, and a single host synchronisation; only a failing check
+        walks the tensors again to name the first culprit in causal order (economy state, rollout data, losses,
+        networks).
+        """
+        items = self._checked(data or {}, self.state if state is None else state)
+        with torch.no_grad():
+            flags = [torch.isfinite(x.detach()).all().to(self.device) for *_, x in items]
+            ok = bool(torch.stack(flags).all()) if flags else True
+        bad_losses = [
+            (name, f"{_kind_float(v)} in loss {k}")
+            for name, st in losses.items()
+            for k, v in st.items()
+            if k != "entropy" and not math.isfinite(v)
+        ]
+        if ok and not bad_losses:
+            return
+        bad = [(net, group, f"{_kind(x)} in {what}") for net, group, what, x in items if not _all_finite(x)]
+        culprits = [(g, w) for net, g, w in bad if not net] + bad_losses + [(g, w) for net, g, w in bad if net]
+        group, what = culprits[0]
+        more = f" (and {len(culprits) - 1} more non-finite)" if len(culprits) > 1 else ""
+        raise TrainingDiverged(self.iteration_done + 1, group, what + more)
 
     def _rollout_means(self, logged: dict[str, list[Tensor]]) -> dict[str, float]:
         over = {v.name: v.over for v in self.economy.spec.logged}
@@ -484,10 +575,17 @@ def _loop(
     t_start = time.perf_counter()
     wall0 = trainer.train_wall_s
     progress = ctx.progress(cfg.iterations, desc) if ctx is not None else _NullBar()
+    last_good = latest_checkpoint_path(ctx)
     with progress as bar:
         bar.update(start)
         for it in range(start, cfg.iterations):
-            row = trainer.iteration()
+            try:
+                row = trainer.iteration()
+            except TrainingDiverged as e:
+                flush = getattr(ctx, "flush_metrics", None)
+                if flush is not None:
+                    flush()  # the rows of the good iterations, for diagnosis (a resume restores the checkpoint's)
+                raise e.with_checkpoint(last_good) from e.__cause__
             if evaluate is not None and eval_every and (it + 1) % eval_every == 0:
                 row.update(evaluate(trainer))
             row["wall_s"] = wall0 + time.perf_counter() - t_start
@@ -496,18 +594,67 @@ def _loop(
                 ctx.log_metrics(**row)
                 last = it + 1 == cfg.iterations
                 if (cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0) or last:
-                    ctx.save_checkpoint(
-                        f"iter{it + 1:06d}", {**trainer.state_dict(), "metrics": [_plain(r) for r in ctx.metrics]}
-                    )
+                    last_good = _save_checkpoint(ctx, trainer, it + 1, last_good)
                     ctx.flush_metrics()
             bar.update(1)
             if cfg.max_wall_s is not None and trainer.train_wall_s >= cfg.max_wall_s:
                 if ctx is not None:
-                    ctx.save_checkpoint(
-                        f"iter{it + 1:06d}", {**trainer.state_dict(), "metrics": [_plain(r) for r in ctx.metrics]}
-                    )
+                    last_good = _save_checkpoint(ctx, trainer, it + 1, last_good)
                 break
     return rows
+
+
+def latest_checkpoint_path(ctx: Any | None) -> str | None:
+    """Path of the checkpoint ``checkpoints/latest`` of ``ctx`` names, or None (no context, no checkpoint)."""
+    folder = getattr(ctx, "checkpoint_dir", None)
+    if folder is None:
+        return None
+    marker = Path(folder) / "latest"
+    if not marker.exists():
+        return None
+    return str(Path(folder) / f"{marker.read_text().strip()}.pt")
+
+
+def _save_checkpoint(ctx: Any, trainer: Trainer, iteration: int, last_good: str | None) -> str | None:
+    """Save ``iterNNNNNN`` unless one of its tensors is not finite (then raise, keeping ``last_good``)."""
+    state = trainer.state_dict()
+    bad = nonfinite_tensors({k: v for k, v in state.items() if k != "train_config"})
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise TrainingDiverged(iteration, None, f"non-finite checkpoint state {bad[0]}{more}", last_good)
+    path = ctx.save_checkpoint(f"iter{iteration:06d}", {**state, "metrics": [_plain(r) for r in ctx.metrics]})
+    return str(path) if path is not None else last_good
+
+
+def _all_finite(x: Tensor) -> bool:
+    return bool(torch.isfinite(x.detach()).all())
+
+
+def _kind(x: Tensor) -> str:
+    """``"NaN"`` if ``x`` holds a NaN, else ``"inf"``."""
+    return "NaN" if bool(torch.isnan(x.detach()).any()) else "inf"
+
+
+def _kind_float(v: float) -> str:
+    return "NaN" if math.isnan(v) else "inf"
+
+
+def nonfinite_tensors(obj: Any, prefix: str = "") -> list[str]:
+    """Paths (``a.b.0``) of the floating tensors and floats in a nested checkpoint state that are not finite."""
+    out: list[str] = []
+    if isinstance(obj, Tensor):
+        if obj.is_floating_point() and not _all_finite(obj):
+            out.append(f"{prefix} ({_kind(obj)})")
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            out.append(f"{prefix} ({_kind_float(obj)})")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.extend(nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.extend(nonfinite_tensors(v, f"{prefix}.{i}" if prefix else str(i)))
+    return out
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,21 @@ paths at once, the discounting, stop-gradient of the state carried between
 periods, gradients per policy group, Adam with gradient clipping and
 learning-rate decay, warm-up from fixed or random initial distributions,
 continuation of the paths across epochs (so later epochs sample the ergodic set),
-convergence in a robust norm and per-epoch logging.
+convergence in a robust norm, per-epoch logging, checkpoints and resume, and
+guards against divergence.
+
+Checkpoints, resume, guards
+---------------------------
+With a run context the solver saves ``checkpoints/epochNNNNNN.pt`` every
+``checkpoint_every`` epochs and at the end: tables, Adam state, the random
+generator's state, the paths' state (distribution, ``z``, carry), the
+convergence counter, the history and the metric rows. With ``ctx.resume`` it
+continues from the latest one, bit for bit (the same tables and numbers as an
+uninterrupted solve). After every epoch one fused check (one host
+synchronisation) tests the objectives, gradient norms, tables and the paths'
+state; a NaN or inf raises :class:`~abm_markets.errors.TrainingDiverged` naming
+the epoch, the group and what went non-finite, before that epoch is
+checkpointed, so ``checkpoints/latest`` keeps naming the last good checkpoint.
 
 Model protocol (:class:`SRLModel`)
 ----------------------------------
@@ -89,13 +103,14 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
 from abm_markets.config import Config, param
-from abm_markets.errors import ConfigError
+from abm_markets.errors import ConfigError, TrainingDiverged, UserError
 
 if TYPE_CHECKING:
     from abm_markets.runs import RunContext
@@ -162,6 +177,11 @@ class SRLConfig(Config):
         choices=("perpetuity", "none"),
     )
     dtype: str = param("float32", "Floating-point type of tables and distributions.", choices=("float32", "float64"))
+    checkpoint_every: int = param(
+        50,
+        "Save a checkpoint every this many epochs (0 = only at the end); a resumed run continues from the latest.",
+        ge=0,
+    )
 
     def validate(self) -> None:
         if self.tail >= self.horizon:
@@ -568,11 +588,59 @@ def solve(
     converged = False
     dist = z = None
     carry: dict[str, Tensor] = {}
+    wall0 = 0.0
+    start = 0
+    last_good = _latest_checkpoint_path(ctx)
+    if ctx is not None and getattr(ctx, "resume", False):
+        ckpt = ctx.latest_checkpoint()
+        if ckpt is not None and "srl" in ckpt:
+            st = ckpt["srl"]
+            _load_tables(tables, st["tables"], last_good)
+            opt.load_state_dict(st["optimizer"])
+            generator.set_state(st["generator"].cpu())
+            dist = None if st["dist"] is None else st["dist"].to(device)
+            z = None if st["z"] is None else st["z"].to(device)
+            carry = {k: v.to(device) for k, v in st["carry"].items()}
+            below, converged = int(st["below"]), bool(st["converged"])
+            history = [dict(r) for r in st["history"]]
+            wall0 = float(st["wall_s"])
+            start = int(st["epoch"])
+            ctx.set_metrics(list(ckpt.get("metrics", [])))
     t0 = time.perf_counter()
     with torch.no_grad():
         values = model.policy_values(tables)
-    epoch = 0
-    for epoch in range(1, cfg.max_epochs + 1):
+
+    def save(epoch: int, done: bool) -> None:
+        nonlocal last_good
+        saver = getattr(ctx, "save_checkpoint", None)
+        if saver is None:
+            return
+        state = {
+            "epoch": epoch,
+            "tables": {k: v.detach() for k, v in tables.items()},
+            "optimizer": opt.state_dict(),
+            "generator": generator.get_state(),
+            "dist": dist,
+            "z": z,
+            "carry": dict(carry),
+            "below": below,
+            "converged": converged,
+            "finished": done,
+            "history": history,
+            "wall_s": wall0 + time.perf_counter() - t0,
+        }
+        bad = _nonfinite({k: state[k] for k in ("tables", "optimizer", "dist", "carry")})
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise TrainingDiverged(epoch, None, f"non-finite checkpoint state {bad[0]}{more}", last_good, "epoch")
+        metrics = list(getattr(ctx, "metrics", []))
+        path = saver(f"epoch{epoch:06d}", {"srl": state, "srl_config": cfg.to_dict(), "metrics": metrics})
+        if path is not None:
+            last_good = str(path)
+        _flush(ctx)
+
+    epoch = start
+    for epoch in range(start + 1, 0 if converged else cfg.max_epochs + 1):  # resumed: continue where it stopped
         te = time.perf_counter()
         warm = epoch <= cfg.warmup_epochs
         with torch.no_grad():
@@ -589,9 +657,17 @@ def solve(
         for g in opt.param_groups:
             g["lr"] = lr
         z_path = simulate_markov(P, z, T, generator)
-        roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail, terminal=cfg.terminal)
+        try:
+            roll = rollout(model, tables, z_path, dist, carry, tail=cfg.tail, terminal=cfg.terminal)
+            grads = policy_gradient(roll, tables, groups)
+        except (ValueError, RuntimeError) as exc:  # e.g. a NaN reaching a search or a sampler: name it if so
+            try:
+                _check_finite(epoch, {}, tables, groups, _paths_state(dist, carry), last_good)
+            except TrainingDiverged as diverged:
+                _flush(ctx)
+                raise diverged from exc
+            raise
         row: dict[str, float] = {"epoch": float(epoch), "lr": lr, "warmup": float(warm)}
-        grads = policy_gradient(roll, tables, groups)
         for gname, pnames in groups.items():
             plist = [tables[n] for n in pnames]
             for n in pnames:
@@ -602,6 +678,11 @@ def solve(
             row[f"objective_{gname}"] = float(roll.objective[gname].mean().detach())
             row[f"grad_norm_{gname}"] = float(gnorm)
         opt.step()
+        try:
+            _check_finite(epoch, row, tables, groups, _paths_state(roll.dist, roll.carry), last_good)
+        except TrainingDiverged:
+            _flush(ctx)  # the rows of the good epochs, for diagnosis (a resume restores the checkpoint's)
+            raise
         with torch.no_grad():
             new_values = model.policy_values(tables)
             diff = (new_values - values).abs().flatten()
@@ -613,7 +694,7 @@ def solve(
         row["update_max"] = float(diff.max())
         row.update(_summarise_logs(roll.logs))
         row["epoch_s"] = time.perf_counter() - te
-        row["solver_wall_s"] = time.perf_counter() - t0
+        row["solver_wall_s"] = wall0 + time.perf_counter() - t0
         history.append(row)
         if ctx is not None:
             ctx.log_metrics(**row)
@@ -624,7 +705,11 @@ def solve(
             if below >= cfg.patience:
                 converged = True
                 break
-    wall = time.perf_counter() - t0
+        if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0 and epoch < cfg.max_epochs:
+            save(epoch, False)
+    if epoch > start:
+        save(epoch, True)
+    wall = wall0 + time.perf_counter() - t0
     return SRLResult(
         params={k: v.detach() for k, v in tables.items()},
         converged=converged,
@@ -635,6 +720,90 @@ def solve(
         z=z,
         carry=carry,
     )
+
+
+def _paths_state(dist: Tensor | None, carry: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out = {"distribution": dist} if dist is not None else {}
+    return {**out, **{f"carry {k}": v for k, v in carry.items()}}
+
+
+def _check_finite(
+    epoch: int,
+    row: Mapping[str, float],
+    tables: Mapping[str, Tensor],
+    groups: Mapping[str, tuple[str, ...]],
+    state: Mapping[str, Tensor],
+    last_good: str | None,
+) -> None:
+    """One fused finiteness check per epoch (one host synchronisation); raise :class:`TrainingDiverged` naming the
+    first culprit in causal order: the paths' state, the objectives, the gradient norms, the tables."""
+    tensors = [x for x in state.values() if x.is_floating_point()] + list(tables.values())
+    with torch.no_grad():
+        ok = bool(torch.stack([torch.isfinite(x.detach()).all() for x in tensors]).all())
+    scalars = {k: v for k, v in row.items() if k.startswith(("objective_", "grad_norm_"))}
+    if ok and all(math.isfinite(v) for v in scalars.values()):
+        return
+    owner = {n: g for g, names in groups.items() for n in names}
+    culprits: list[tuple[str | None, str]] = []
+    for name, x in state.items():
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            culprits.append((None, f"{_kind(x)} in the paths' {name}"))
+    for prefix, what in (("objective_", "objective (loss)"), ("grad_norm_", "gradient norm")):
+        for k, v in scalars.items():
+            if k.startswith(prefix) and not math.isfinite(v):
+                culprits.append((k[len(prefix) :], f"{'NaN' if math.isnan(v) else 'inf'} in the {what}"))
+    for name, x in tables.items():
+        if not bool(torch.isfinite(x.detach()).all()):
+            culprits.append((owner.get(name), f"{_kind(x)} in table {name!r}"))
+    group, what = culprits[0]
+    more = f" (and {len(culprits) - 1} more non-finite)" if len(culprits) > 1 else ""
+    raise TrainingDiverged(epoch, group, what + more, last_good, "epoch")
+
+
+def _flush(ctx: Any) -> None:
+    flush = getattr(ctx, "flush_metrics", None)
+    if flush is not None:
+        flush()
+
+
+def _kind(x: Tensor) -> str:
+    return "NaN" if bool(torch.isnan(x.detach()).any()) else "inf"
+
+
+def _nonfinite(obj: Any, prefix: str = "") -> list[str]:
+    """Paths of the non-finite floating tensors and floats in a nested state (dicts, lists)."""
+    out: list[str] = []
+    if isinstance(obj, Tensor):
+        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+            out.append(f"{prefix} ({_kind(obj)})")
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            out.append(f"{prefix} ({'NaN' if math.isnan(obj) else 'inf'})")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.extend(_nonfinite(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.extend(_nonfinite(v, f"{prefix}.{i}" if prefix else str(i)))
+    return out
+
+
+def _latest_checkpoint_path(ctx: Any) -> str | None:
+    folder = getattr(ctx, "checkpoint_dir", None)
+    if folder is None:
+        return None
+    marker = Path(folder) / "latest"
+    return str(Path(folder) / f"{marker.read_text().strip()}.pt") if marker.exists() else None
+
+
+def _load_tables(tables: dict[str, Tensor], saved: Mapping[str, Tensor], path: str | None) -> None:
+    if set(saved) != set(tables) or any(saved[k].shape != tables[k].shape for k in tables):
+        have = {k: tuple(v.shape) for k, v in saved.items()}
+        want = {k: tuple(v.shape) for k, v in tables.items()}
+        raise UserError(f"checkpoint {path} holds tables {have}; this model has {want} (settings changed?)")
+    with torch.no_grad():
+        for k, v in tables.items():
+            v.copy_(saved[k].to(device=v.device, dtype=v.dtype))
 
 
 def describe(result: SRLResult) -> dict[str, Any]:
