@@ -125,6 +125,13 @@ class TrainConfig(Config):
     eps_beta: float = param(1.5e-3, "DQN, eps_schedule = exp: decay per period.", gt=0.0)
     target_update_freq: int = param(200, "DQN: gradient steps between target network syncs.", ge=1)
     buffer_size: int = param(200_000, "SAC/DQN replay buffer size (transitions per algorithm).", ge=1)
+    update_streams: int | None = param(
+        None,
+        "PPO: update each algorithm on at most this many (economy, slot) streams of the rollout, drawn at random "
+        "each iteration (None = all). Every agent still acts and is simulated; with a shared policy the update's "
+        "cost stops growing with the number of agents.",
+        ge=1,
+    )
     rollout_metrics: bool = param(
         False,
         "Add the economy's declared logged variables, averaged over each rollout, to the metrics rows "
@@ -390,6 +397,7 @@ class Trainer:
                     batch_size=cfg.minibatch,
                     epochs=cfg.epochs,
                     generator=self.update_gen,
+                    max_streams=cfg.update_streams,
                 )
                 for k, v in st.items():
                     row[f"{k}_{name}"] = v
