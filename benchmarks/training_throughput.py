@@ -5,7 +5,11 @@ Measures, in the same run:
 1. environment steps per second (periods x economies) during PPO training of the planner for N^h in {1, 100}
    (collection + Tianshou update), against the bare engine stepped with a fixed rule at the same batch size
    (the ratio is the cost of learning per simulated period);
-2. wall time and environment steps until PPO's planner (one household, one good) is within 1% CE of the DP
+2. agent steps per second of PPO training a *shared* households policy (market formulation, one slot per
+   household) for N^h in {1, 10, 100, 1000}, with the update drawing at most ``update_streams = 512``
+   (economy, household) streams per iteration (every household of every economy still acts and is simulated),
+   against the bare engine stepping the same economies;
+3. wall time and environment steps until PPO's planner (one household, one good) is within 1% CE of the DP
    policy on a fixed evaluation path, starting from twice the steady-state saving share (``init_shift = 0.7``).
 
 Usage: ``python benchmarks/training_throughput.py [--quick]``.
@@ -37,10 +41,14 @@ def engine_rate(eco: InvestmentEconomy, batch: int, periods: int) -> float:
     return batch * periods / (time.perf_counter() - t0)
 
 
-def training_rate(eco: InvestmentEconomy, batch: int, iterations: int, rollout: int) -> tuple[float, float]:
+def training_rate(
+    eco: InvestmentEconomy, batch: int, iterations: int, rollout: int, **settings: object
+) -> tuple[float, float]:
     """(env steps/s, agent steps/s) of PPO training, after one warm-up iteration."""
     tr = Trainer(
-        eco, TrainConfig(n_economies=batch, rollout_len=rollout, iterations=iterations + 1, checkpoint_every=0), seed=0
+        eco,
+        TrainConfig(n_economies=batch, rollout_len=rollout, iterations=iterations + 1, checkpoint_every=0, **settings),
+        seed=0,
     )
     tr.iteration()
     t0 = time.perf_counter()
@@ -91,6 +99,14 @@ def main() -> None:
         base = engine_rate(eco, batch, 64 * iters)
         env, agent = training_rate(eco, batch, iters, 64)
         print(f"{h:>5} {base:>20,.0f} {env:>17,.0f} {agent:>18,.0f} {base / env:>6.1f}x")
+    print("\nshared households policy (market formulation), update on at most 512 agent streams per iteration")
+    print(f"{'N^h':>5} {'engine agent-steps/s':>21} {'PPO agent-steps/s':>18} {'ratio':>7}")
+    for h in (1, 10, 100, 1000):
+        eco = InvestmentEconomy(InvestmentConfig(n_households=h, formulation="market"))
+        b = batch if h < 1000 else 64
+        base = engine_rate(eco, b, 64 * iters) * h
+        _, agent = training_rate(eco, b, iters, 64, groups=("households",), update_streams=512)
+        print(f"{h:>5} {base:>21,.0f} {agent:>18,.0f} {base / agent:>6.1f}x")
     res = time_to_gap(10 if args.quick else 60, batch)
     print(
         "time to 1% CE gap (N^h = 1, start at twice the steady-state share): "

@@ -311,3 +311,31 @@ def test_mixed_population_learns_alongside_rule_households() -> None:
     assert torch.allclose(act[:, 2:], torch.full_like(act[:, 2:], 0.15))
     learned = src.PolicySource(tr.learners["households"])(state)
     assert torch.equal(act[:, :2], learned)
+
+
+def test_update_streams_subsample_agent_streams(monkeypatch) -> None:
+    """PPO with ``update_streams``: the update sees only that many (economy, household) streams, drawn from the
+    update generator; with a cap at or above the number of streams the run is bit-identical to no cap."""
+    from tianshou.data import ReplayBuffer
+
+    eco = InvestmentEconomy(InvestmentConfig(formulation="market", n_households=4))
+    base = {"groups": ("households",), "n_economies": 16, "rollout_len": 8, "iterations": 2, "minibatch": 64}
+
+    def run(cap: int | None) -> Trainer:
+        tr = Trainer(eco, TrainConfig(**base, update_streams=cap, checkpoint_every=0), seed=5)
+        for _ in range(2):
+            tr.iteration()
+        return tr
+
+    assert all(torch.equal(a, b) for a, b in zip(_params(run(None)), _params(run(64)), strict=True))
+    sizes: list[int] = []
+    original = ReplayBuffer.from_data.__func__
+
+    def spy(cls, obs, *args, **kwargs):
+        sizes.append(len(obs))
+        return original(cls, obs, *args, **kwargs)
+
+    monkeypatch.setattr(ReplayBuffer, "from_data", classmethod(spy))
+    capped = run(8)
+    assert sizes == [8 * 8, 8 * 8]  # 8 streams x 8 periods per update, of 64 streams
+    assert not all(torch.equal(a, b) for a, b in zip(_params(run(None)), _params(capped), strict=True))
