@@ -8,7 +8,7 @@ Commands::
     abm-markets run --resume DIR
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
     abm-markets steady-state investment [--set key=value ...] [--json]
-    abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--port N] [--check]
+    abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--host ADDR] [--port N] [--check]
 
 Errors in user input print one line (``abm-markets: error: ...``), exit with
 status 2, and write nothing.
@@ -20,10 +20,9 @@ import argparse
 import dataclasses
 import json
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from abm_markets.errors import UserError, unknown
 
@@ -92,6 +91,7 @@ def _build_parser() -> _Parser:
     )
     vz.add_argument("--import", **imp)
     vz.add_argument("--port", type=int, default=8765)
+    vz.add_argument("--host", default="127.0.0.1", help="address the server binds (default: this machine only)")
     vz.add_argument("--check", action="store_true", help="build the page and exit (no server)")
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
     ss.add_argument("economy", help="investment")
@@ -126,32 +126,30 @@ def _cmd_show(name: str, imports: Sequence[str] = ()) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from abm_markets.runner import run_scenario
+    from abm_markets.runner import check_seed, plan_resume, run_scenario
 
     sets = _parse_sets(args.sets)
+    if args.seed is not None:
+        check_seed(args.seed)
     if args.resume is not None:
-        cfg_path = args.resume / "config.toml"
-        if not cfg_path.exists():
-            raise UserError(f"--resume {str(args.resume)!r} is not a run directory (no config.toml)")
-        saved = tomllib.loads(cfg_path.read_text())
-        name = saved["run"]["scenario"]
-        if args.name is not None and args.name != name:
-            raise UserError(f"--resume {str(args.resume)!r} holds a {name!r} run, not {args.name!r}")
-        overrides: dict[str, Any] = {**saved.get("scenario", {}), **sets}
-        economy = overrides.get("economy")
-        if isinstance(economy, str) and economy and not Path(economy).is_absolute():
-            overrides["economy"] = str(args.resume / economy)  # a declared economy copied into the run directory
-        seed = saved["run"]["seed"] if args.seed is None else args.seed
-        imports = tuple(saved["run"].get("imports", ())) + tuple(args.imports)
+        if args.out is not None:
+            raise UserError(
+                f"--out {str(args.out)!r} cannot be combined with --resume; a resumed run stays in its directory "
+                f"({str(args.resume)!r})"
+            )
+        plan = plan_resume(args.resume, sets=sets, seed=args.seed, name=args.name, imports=tuple(args.imports))
+        if plan.complete:
+            print(f"run directory {args.resume} is complete with these settings; nothing to do")
+            return 0
         out = run_scenario(
-            name,
-            overrides=overrides,
-            seed=seed,
+            plan.name,
+            overrides=plan.overrides,
+            seed=plan.seed,
             out=args.resume,
             device=args.device,
             resume=True,
             progress=not args.no_progress,
-            imports=imports,
+            imports=plan.imports,
         )
     else:
         if args.name is None:
@@ -173,13 +171,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sweep_args(args: argparse.Namespace, seeds: Sequence[int]) -> None:
+    """Seeds, CPUs and the sweep folder, checked before anything is written."""
+    from abm_markets.runner import check_out_dir, check_seed
+
+    for seed in seeds:
+        check_seed(seed, "--seeds entry")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise UserError(f"--num-cpus {args.num_cpus} is invalid; expected an int >= 1")
+    check_out_dir(args.out, existing="any")
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from abm_markets.runs import resolve_device
-    from abm_markets.sweep import parse_grid, parse_seeds, run_sweep
+    from abm_markets.sweep import failures, parse_grid, parse_seeds, run_sweep
 
     seeds = parse_seeds(args.seeds)
     grid = parse_grid(args.grid)
     resolve_device(args.device)
+    _check_sweep_args(args, seeds)
     index = run_sweep(
         args.name,
         seeds=seeds,
@@ -192,7 +202,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         imports=tuple(args.imports),
     )
     print(f"{index.height} runs; index: {args.out / 'index.parquet'}")
-    return 0
+    failed = failures(index)  # the other runs finished and are indexed; exit 1 naming each failed one
+    for line in failed:
+        sys.stderr.write(f"abm-markets: {line}\n")
+    return 1 if failed else 0
 
 
 def _cmd_viz(args: argparse.Namespace) -> int:
@@ -201,6 +214,10 @@ def _cmd_viz(args: argparse.Namespace) -> int:
 
     from abm_markets import viz
 
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is invalid; expected a TCP port 1-65535")
+    if not args.host or any(c.isspace() for c in args.host):
+        raise UserError(f"--host {args.host!r} is invalid; expected an address such as 127.0.0.1")
     imports = tuple(str(Path(i).resolve()) if i.endswith(".py") else i for i in args.imports)
     target = None
     if args.target is not None:
@@ -214,8 +231,8 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     if target is not None:
         env[viz.VIZ_TARGET] = target
         env[viz.VIZ_IMPORTS] = os.pathsep.join(imports)
-    cmd = [sys.executable, "-m", "solara", "run", viz.__file__, "--port", str(args.port), "--no-open"]
-    return subprocess.call(cmd, env=env)
+    cmd = [sys.executable, "-m", "solara", "run", viz.__file__, "--host", args.host, "--port", str(args.port)]
+    return subprocess.call([*cmd, "--no-open"], env=env)
 
 
 def _cmd_steady_state(args: argparse.Namespace) -> int:
@@ -225,7 +242,10 @@ def _cmd_steady_state(args: argparse.Namespace) -> int:
     from abm_markets.solvers.investment import steady_state
 
     cfg = InvestmentConfig.from_overrides(_parse_sets(args.sets))
-    ss = steady_state(cfg)
+    try:
+        ss = steady_state(cfg)
+    except RuntimeError as e:  # the root finder failed for these settings: bad input, not a crash
+        raise UserError(f"steady-state: {e}; expected settings with a finite steady state") from None
     data = ss.to_json()
     if args.json:
         print(json.dumps(data))
@@ -253,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_viz(args)
     except UserError as e:
         sys.stderr.write(f"abm-markets: error: {e}\n")
-        return 2
+        return e.exit_status  # 2: bad input, nothing written; 3: a run that diverged (TrainingDiverged)
     except KeyboardInterrupt:
         sys.stderr.write("abm-markets: interrupted\n")
         return 130

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ def param(
     le: float | None = None,
     lt: float | None = None,
     choices: Sequence[Any] | None = None,
+    min_len: int | None = None,
 ) -> Any:
     """Declare a config field with a doc string and constraints.
 
@@ -48,11 +50,49 @@ def param(
         doc: One-line description shown by ``abm-markets list`` and in errors.
         ge, gt, le, lt: Numeric bounds (also applied element-wise to tuples).
         choices: The admissible values.
+        min_len: Least number of entries of a tuple field. Default: 1 when the default is non-empty and the doc
+            does not say what an empty value means (the word "empty"), else 0.
     """
     if isinstance(default, list):
         default = tuple(default)
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    if min_len is None:
+        min_len = 1 if isinstance(default, tuple) and default and "empty" not in doc.lower() else 0
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "min_len": min_len}
     return dataclasses.field(default=default, metadata=meta)
+
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""Integers in configs are 64-bit (what TOML, numpy and torch store)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``), or None if unknown.
+
+    ``ABM_MARKETS_MEMORY_BYTES`` overrides the figure (tests; machines without ``/proc``).
+    """
+    env = os.environ.get("ABM_MARKETS_MEMORY_BYTES")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def format_bytes(n: float) -> str:
+    """``1536 -> '1.5 KiB'`` (up to EiB, then powers of ten)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.1f} {unit}" if n < 1024 else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} B"  # pragma: no cover
 
 
 def _base_type(tp: Any) -> tuple[type, ...]:
@@ -109,14 +149,66 @@ class Config:
                 value = tuple(value)
                 object.__setattr__(self, f.name, value)
             self._check_field(f, hints[f.name], value)
+        self._check_memory()
         self.validate()
 
     def validate(self) -> None:
         """Cross-field checks; subclasses override and raise :class:`ConfigError`."""
 
+    def estimated_bytes(self) -> int | None:
+        """Rough peak memory of a run with these settings, or None when not estimated.
+
+        Scenario configs whose sizes the user sets (batch, households, goods, periods) override this; a config
+        whose estimate exceeds the memory available (:func:`available_memory`) is rejected at construction,
+        before anything is written.
+        """
+        return None
+
+    def size_hint(self) -> str:
+        """The settings to lower when :meth:`estimated_bytes` is too large (shown in the error).
+
+        Default: the integer settings (and integer lists) whose doubling raises the estimate most.
+        """
+        import copy
+
+        base = self.estimated_bytes() or 0
+        drivers: list[tuple[float, str]] = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or "seed" in f.name:
+                continue
+            if isinstance(v, int):
+                doubled: Any = 2 * v
+            elif isinstance(v, tuple) and v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                doubled = tuple(2 * x for x in v)
+            else:
+                continue
+            probe = copy.copy(self)
+            object.__setattr__(probe, f.name, doubled)
+            try:
+                grown = probe.estimated_bytes() or 0
+            except Exception:  # an estimate undefined for the probe: not a driver
+                continue
+            if grown > base:
+                drivers.append((grown / max(base, 1), f"{f.name} ({_short(v)})"))
+        drivers.sort(key=lambda t: -t[0])
+        named = ", ".join(text for _, text in drivers[:4])
+        return f"smaller settings: lower {named}" if named else "smaller settings"
+
+    def _check_memory(self) -> None:
+        need = self.estimated_bytes()
+        if need is None:
+            return
+        have = available_memory()
+        if have is not None and need > have:
+            raise ConfigError(
+                f"{type(self).__name__} needs about {format_bytes(need)} of memory but {format_bytes(have)} is "
+                f"available (MemAvailable); expected {self.size_hint()}"
+            )
+
     # ------------------------------------------------------------------ checks
     def _fail(self, name: str, value: Any, expected: str) -> ConfigError:
-        return ConfigError(f"{type(self).__name__}.{name} = {value!r} is invalid; expected {expected}")
+        return ConfigError(f"{type(self).__name__}.{name} = {_short(value)} is invalid; expected {expected}")
 
     def _check_field(self, f: dataclasses.Field[Any], tp: Any, value: Any) -> None:
         meta = f.metadata
@@ -130,13 +222,17 @@ class Config:
             ok_type = False
         if not ok_type:
             raise self._fail(f.name, value, _describe(meta, accepted))
-        if meta.get("choices") is not None and value not in meta["choices"]:
+        if isinstance(value, tuple):
+            value = self._check_elements(f, tp, value)
+        elif meta.get("choices") is not None and value not in meta["choices"]:
             raise self._fail(f.name, value, _describe(meta, accepted) + suggest(str(value), map(str, meta["choices"])))
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if isinstance(v, float) and not math.isfinite(v):
                     raise self._fail(f.name, value, "a finite number")
+                if isinstance(v, int) and not INT_MIN <= v <= INT_MAX:
+                    raise self._fail(f.name, value, _describe(meta, accepted) + " that fits in 64 bits (|x| < 2**63)")
                 for key, bad in (
                     ("ge", lambda a, b: a < b),
                     ("gt", lambda a, b: a <= b),
@@ -146,6 +242,30 @@ class Config:
                     bound = meta.get(key)
                     if bound is not None and bad(v, bound):
                         raise self._fail(f.name, value, _describe(meta, accepted))
+
+    def _check_elements(self, f: dataclasses.Field[Any], tp: Any, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Entry types, choices and length of a tuple field; ints become floats in float tuples."""
+        meta = f.metadata
+        elem = _elem_type(tp)
+        min_len = meta.get("min_len") or 0
+        if len(value) < min_len:
+            raise self._fail(f.name, value, f"at least {min_len} entr{'y' if min_len == 1 else 'ies'}")
+        if elem is None or elem is Any:
+            return value
+        accepted = _base_type(elem)
+        out = []
+        for v in value:
+            if float in accepted and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            ok = isinstance(v, accepted) and not (isinstance(v, bool) and bool not in accepted)
+            if not ok:
+                raise self._fail(f.name, value, "a list of " + _describe(meta, accepted))
+            if meta.get("choices") is not None and v not in meta["choices"]:
+                raise self._fail(f.name, value, "entries " + _describe(meta, accepted))
+            out.append(v)
+        value = tuple(out)
+        object.__setattr__(self, f.name, value)
+        return value
 
     # ------------------------------------------------------------ constructors
     @classmethod
@@ -193,6 +313,12 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened to ``limit`` characters for one-line errors."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
+
+
 def _parse(owner: str, key: str, raw: str, tp: Any) -> Any:
     """Parse a ``--set`` string into the field's type, with a one-line error."""
     accepted = _base_type(tp)
@@ -225,4 +351,4 @@ def _parse(owner: str, key: str, raw: str, tp: Any) -> Any:
     except ValueError:
         pass
     names = "/".join(t.__name__ for t in accepted if t is not type(None))
-    raise ConfigError(f"{owner}.{key} = {raw!r} is invalid; expected {names}")
+    raise ConfigError(f"{owner}.{key} = {_short(raw)} is invalid; expected {names}")

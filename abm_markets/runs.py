@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -145,9 +146,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise UserError(f"--device {name!r} requested but CUDA is not available; use cpu or auto")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UserError(
+                f"--device {name!r} is invalid; expected cuda or cuda:N with N < {torch.cuda.device_count()}"
+            )
         return torch.device(name)
     raise UserError(f"unknown device {name!r}; valid: cpu, cuda, auto")
 
@@ -237,12 +243,16 @@ class RunContext:
         return path
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
-        """Load the latest checkpoint with ``weights_only=True``, or None."""
-        marker = self.checkpoint_dir / "latest"
-        if not marker.exists():
+        """Load the latest checkpoint with ``weights_only=True``, or None.
+
+        Raises:
+            UserError: ``checkpoints/latest`` names something outside ``checkpoints/`` or an unreadable file
+                (one line naming it and the last good checkpoint).
+        """
+        path = latest_checkpoint_path(self.out)
+        if path is None:
             return None
-        path = self.checkpoint_dir / f"{marker.read_text().strip()}.pt"
-        return torch.load(path, map_location=self.device, weights_only=True)
+        return load_checkpoint(path, self.out, map_location=self.device)
 
     # ------------------------------------------------------------- progress
     @contextlib.contextmanager
@@ -255,6 +265,140 @@ class RunContext:
             yield bar
         finally:
             bar.close()
+
+
+_CHECKPOINT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def latest_checkpoint_path(out: Path) -> Path | None:
+    """The checkpoint ``out/checkpoints/latest`` points at, or None when there is no marker.
+
+    Raises:
+        UserError: The marker is unreadable or names anything but a file of ``checkpoints/`` (a path separator,
+            ``..``, an absolute path).
+    """
+    from abm_markets.errors import UserError
+
+    ckdir = out / "checkpoints"
+    marker = ckdir / "latest"
+    if not marker.exists() and not marker.is_symlink():
+        return None
+    try:
+        name = marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {str(marker)!r} ({_why(e)}); expected the name of a checkpoint") from None
+    if not _CHECKPOINT_NAME.match(name) or ".." in name:
+        raise UserError(
+            f"{str(marker)!r} names {name[:80]!r}; expected the name of a checkpoint inside {str(ckdir)!r} "
+            "(no path separators, no '..')"
+        )
+    return ckdir / f"{name}.pt"
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or type(e).__name__
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def _try_load(path: Path, map_location: Any = "cpu") -> tuple[Any, str | None]:
+    """``(state, None)`` or ``(None, reason)`` for a checkpoint file."""
+    try:
+        if not path.is_file():
+            return None, "missing" if not path.exists() else "not a file"
+        if path.stat().st_size == 0:
+            return None, "empty"
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle errors, unsupported types: all mean "unreadable"
+        return None, f"unreadable: {_why(e)}"
+    if not isinstance(state, dict):
+        return None, f"holds a {type(state).__name__}, not a dict of tensors"
+    return state, None
+
+
+def last_good_checkpoint(out: Path, exclude: Path | None = None) -> Path | None:
+    """The newest ``checkpoints/iter*.pt`` other than ``exclude`` that loads, or None."""
+    ckdir = out / "checkpoints"
+    if not ckdir.is_dir():
+        return None
+    for path in sorted(ckdir.glob("iter*.pt"), reverse=True):
+        if exclude is not None and path.name == exclude.name:
+            continue
+        if _try_load(path)[1] is None:
+            return path
+    return None
+
+
+def load_checkpoint(path: Path, out: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint of run ``out``; a bad file is one line naming it and the checkpoint to fall back on.
+
+    Raises:
+        UserError: The file is missing, empty, truncated or not a state dict.
+    """
+    from abm_markets.errors import UserError
+
+    state, reason = _try_load(path, map_location)
+    if reason is None:
+        return state
+    good = last_good_checkpoint(out, exclude=path)
+    marker = out / "checkpoints" / "latest"
+    if good is not None:
+        fix = (
+            f"the last good checkpoint is {good.stem}: point {str(marker)!r} at it "
+            f"(echo {good.stem} > {marker}) and resume again, or start a new run"
+        )
+    else:
+        fix = "no other checkpoint of this run loads; start a new run"
+    raise UserError(f"checkpoint {str(path)!r} is {reason}; {fix}")
+
+
+class RunLock:
+    """Exclusive ownership of a run directory: ``DIR/.lock`` holding the owner's pid, locked with ``flock``.
+
+    The lock lives on an open file descriptor, so it is released when the owner exits or dies (``kill -9``
+    included); a ``.lock`` file left behind by a dead owner is stale and taken over silently.
+    """
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise a one-line :class:`~abm_markets.errors.UserError` naming the owner."""
+        import fcntl
+
+        from abm_markets.errors import UserError
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            except OSError:
+                owner = "unknown"
+            os.close(fd)
+            raise UserError(
+                f"run directory {str(self.path.parent)!r} is in use by another process (pid {owner}); "
+                "expected one process per run directory: wait for it to finish or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock (the ``.lock`` file stays; it is stale once released)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self._fd is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _scalar(v: Any) -> Any:

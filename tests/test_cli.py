@@ -118,8 +118,8 @@ def test_run_directory_complete_and_loadable(tmp_path: Path, capsys: pytest.Capt
     assert manifest["status"] == "complete" and manifest["wall_s"] > 0 and len(manifest["config_hash"]) == 16
     assert "torch" in manifest["versions"]
     steps = pl.read_parquet(out / "steps.parquet")
-    assert set(steps.columns) == {"t", "economy", "agent", "variable", "value"}
-    assert steps.filter(pl.col("variable") == "capital").height == 60 * 8
+    assert set(steps.columns) == {"t", "economy", "agent", "variable", "value", "policy"}
+    assert steps.filter((pl.col("variable") == "capital") & (pl.col("policy") == "dp")).height == 60 * 8
     summary = json.loads((out / "summary.json").read_text())
     # the engine reproduces the DP policy's next capital; the steady state agrees with the closed form
     assert summary["engine_vs_dp_max_rel_gap"] < 1e-10

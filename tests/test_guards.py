@@ -10,6 +10,7 @@ which loads and holds finite tensors only, and a resume from it continues normal
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -149,10 +150,10 @@ def test_diverged_run_is_one_line_on_the_command_line(tmp_path, monkeypatch, cap
     sets = ["iterations=4", "checkpoint_every=1", "n_economies=16", "rollout_len=8", "minibatch=64"]
     rc = main(["run", str(BM), "--out", str(out), "--no-progress", *(a for s in sets for a in ("--set", s))])
     err = capsys.readouterr().err.strip()
-    # TrainingDiverged.exit_status is 3; until the CLI returns an error's exit_status it exits 2 like any UserError
-    assert rc in (2, TrainingDiverged.exit_status)
+    assert rc == TrainingDiverged.exit_status == 3  # 2 is kept for bad input, where nothing is written
     assert err.count("\n") == 0 and err.startswith("abm-markets: error: training diverged at iteration 2")
     assert _latest(out) == "iter000001" and not (out / "summary.json").exists()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "diverged"
 
 
 # ----------------------------------------------------------------------------------------------------- SRL

@@ -135,6 +135,42 @@ class InvestmentConfig(Config):
                 raise ConfigError(f"InvestmentConfig.information: {e}") from None
         if self.k_init is not None and not math.isfinite(self.k_init):
             raise ConfigError(f"InvestmentConfig.k_init = {self.k_init!r} is invalid; expected a finite number > 0")
+        self._check_magnitudes()
+
+    def _check_magnitudes(self) -> None:
+        """Reject finite settings whose steady state over- or underflows float64 (squares included).
+
+        The symmetric steady state with TFP ``z`` has ``K^(2-alpha) = z alpha beta / (N^c N^h phi delta
+        (1 - beta (1 - delta)))``; output ``z K^alpha``, investment ``delta K`` and its cost ``phi/2 (delta K)^2``
+        and CRRA utility must stay between 1e-150 and 1e150 in magnitude.
+        """
+        a, b, d, phi = self.alpha, self.beta, self.delta, self.phi
+        nh, nc = self.shape
+        lim = 150 * math.log(10)
+        zs = [x * y for x in self.tfp_values for y in self.agg_tfp_values] or [1.0]
+        log_a = math.log(a * b) - math.log(nc) - math.log(nh) - math.log(phi) - math.log(d) - math.log1p(-b * (1 - d))
+        for z in (min(zs), max(zs)):
+            log_k = (math.log(z) + log_a) / (2.0 - a)
+            if self.k_init is not None:
+                log_k = max(log_k, math.log(self.k_init), key=abs)
+            log_y = math.log(z) + a * log_k
+            log_cost = math.log(phi / 2) + 2 * (math.log(d) + log_k)
+            log_u = (1.0 - self.crra) * log_y
+            for what, v in (("capital", log_k), ("output", log_y), ("investment cost", log_cost), ("utility", log_u)):
+                if abs(v) > lim:
+                    e10 = v / math.log(10)
+                    size = f"about 1e{e10:.0f}" if abs(e10) < 1e5 else f"far beyond 1e{'+' if e10 > 0 else '-'}308"
+                    raise ConfigError(
+                        f"InvestmentConfig: TFP {z:.3g} with alpha={a}, beta={b}, delta={d}, phi={phi}, "
+                        f"crra={self.crra}"
+                        f" gives a steady-state {what} of {size}, beyond float64; expected"
+                        " settings whose steady state lies between 1e-150 and 1e150"
+                    )
+
+    def estimated_bytes(self) -> int:
+        """Peak memory of the numerical steady state (Newton-Krylov on ``N^h N^c (+ N^c)`` unknowns)."""
+        n = self.n_households * self.n_capital_goods + self.n_capital_goods
+        return n * 8 * (min(n, 200) + 64)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -48,6 +48,10 @@ class HuggettPEScenarioConfig(HuggettConfig, SRLConfig, _Eval):
         HuggettConfig.validate(self)
         SRLConfig.validate(self)
 
+    def estimated_bytes(self) -> int:
+        """See :func:`_estimated_bytes`."""
+        return _estimated_bytes(self)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HuggettGEScenarioConfig(HuggettConfig, SRLConfig, _Eval):
@@ -60,6 +64,20 @@ class HuggettGEScenarioConfig(HuggettConfig, SRLConfig, _Eval):
     def validate(self) -> None:
         HuggettConfig.validate(self)
         SRLConfig.validate(self)
+
+    def estimated_bytes(self) -> int:
+        """See :func:`_estimated_bytes`."""
+        return _estimated_bytes(self)
+
+
+def _estimated_bytes(cfg: Any) -> int:
+    """Rouwenhorst matrices, the policy table, and the distributions of the simulated paths (with autograd)."""
+    nz = cfg.n_tfp * (cfg.n_r if cfg.equilibrium == "partial" else 1)
+    n_p = cfg.n_prices ** (cfg.n_lags + 1) if cfg.equilibrium == "general" else 1
+    table = nz * n_p * cfg.n_assets * cfg.n_income
+    chains = (cfg.n_income**2 + cfg.n_tfp**2 + cfg.n_r**2) * 8 * 4
+    paths = (cfg.n_paths + cfg.eval_paths) * (cfg.horizon + cfg.eval_periods) * cfg.n_assets * cfg.n_income * 8 * 4
+    return chains + table * 8 * 8 + paths
 
 
 def _split(cfg: Any) -> tuple[HuggettConfig, SRLConfig]:

@@ -81,6 +81,15 @@ class PlannerScenarioConfig(InvestmentConfig):
         if self.burn_in >= self.periods:
             raise ConfigError(f"burn_in = {self.burn_in} must be below periods = {self.periods}")
 
+    def estimated_bytes(self) -> int:
+        """Simulation (8 series [T, B]), evaluation path, training rollouts and the DP grid, float64, x2."""
+        shocks = len(self.tfp_values) * len(self.agg_tfp_values)
+        sim = 8 * self.periods * self.n_economies * 8
+        evaluation = 8 * self.eval_periods * self.eval_paths * 8
+        train = self.train_economies * self.rollout_len * 32 * 8 if self.learner != "dp" else 0
+        dp = self.vfi_grid * self.vfi_grid * shocks * 8 * 4
+        return 2 * (sim + evaluation + train + dp) + super().estimated_bytes()
+
 
 def economy_config(cfg: InvestmentConfig) -> InvestmentConfig:
     """The plain :class:`InvestmentConfig` part of a scenario config."""

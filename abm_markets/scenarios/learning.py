@@ -96,6 +96,18 @@ class ScalingScenarioConfig(LearningScenarioConfig):
         if not self.households_list and not self.goods_list:
             raise ConfigError("investment-scaling needs households_list or goods_list to be non-empty")
 
+    def estimated_bytes(self) -> int:
+        """The largest case: rollouts (B x T x N^h x N^c, ~32 float64 per slot), evaluation path and steady state."""
+        cases = [(h, 1) for h in self.households_list] + [(n, n) for n in self.goods_list]
+        worst = 0
+        for h, j in cases:
+            slots = h * j
+            n = slots + j
+            rollout = self.train_economies * self.rollout_len * slots * 32 * 8
+            evaluation = self.eval_paths * self.eval_periods * slots * 16 * 8
+            worst = max(worst, 2 * (rollout + evaluation) + n * 8 * (min(n, 200) + 64))
+        return worst
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AblationScenarioConfig(LearningScenarioConfig):
@@ -115,6 +127,13 @@ class AblationScenarioConfig(LearningScenarioConfig):
                 raise ConfigError(f"AblationScenarioConfig.variants contains {v!r}; expected one of {', '.join(valid)}")
         if not self.variants:
             raise ConfigError("AblationScenarioConfig.variants = () is invalid; expected at least one variant")
+
+    def estimated_bytes(self) -> int:
+        """One household and good: rollouts, evaluation path and the DP grid, float64, x2."""
+        rollout = self.train_economies * self.rollout_len * 32 * 8
+        evaluation = self.eval_paths * self.eval_periods * 16 * 8
+        dp = self.vfi_grid * self.vfi_grid * len(self.tfp_values) * 8 * 4
+        return 2 * (rollout + evaluation + dp)
 
 
 class _RunLabel:

@@ -56,6 +56,14 @@ class MarketsScenarioConfig(InvestmentConfig):
         if self.burn_in >= self.periods:
             raise ConfigError(f"burn_in = {self.burn_in} must be below periods = {self.periods}")
 
+    def estimated_bytes(self) -> int:
+        """Per mechanism: B economies x N^h x N^c x M firms, about 40 float64 working arrays per period, plus
+        seven recorded series [T, B] per mechanism and the steady state."""
+        b, t = self.n_economies, self.periods
+        live = b * self.n_households * self.n_capital_goods * self.firms_per_good * 8 * 40
+        series = len(self.mechanisms) * 7 * t * b * 8 * 2
+        return live + series + super().estimated_bytes()
+
 
 @register(
     "investment-markets",
