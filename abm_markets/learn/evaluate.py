@@ -262,9 +262,7 @@ def share_slopes(economy: InvestmentEconomy, states: InvestmentState, decide: De
     noise = torch.full((states.batch_size, 4), 0.5, device=states.capital.device, dtype=states.capital.dtype)
     _, out = economy.step(states, decide(states), noise=noise)
     share = (out.spending[:, 0, 0] / out.output[:, 0]).double()
-    x = torch.stack(
-        [torch.ones_like(share), states.capital[:, 0, 0].double().log(), out.tfp[:, 0].double().log()], -1
-    )
+    x = torch.stack([torch.ones_like(share), states.capital[:, 0, 0].double().log(), out.tfp[:, 0].double().log()], -1)
     coef = torch.linalg.lstsq(x, share.unsqueeze(-1)).solution[:, 0]
     return {"logk": float(coef[1]), "logz": float(coef[2])}
 

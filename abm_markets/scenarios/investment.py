@@ -282,9 +282,7 @@ def _plot_learned_vs_dp(
     plt.close(fig)
 
 
-def _learn(
-    cfg: PlannerScenarioConfig, econ: InvestmentConfig, sol: Any, ctx: RunContext
-) -> tuple[dict[str, Any], Any]:
+def _learn(cfg: PlannerScenarioConfig, econ: InvestmentConfig, sol: Any, ctx: RunContext) -> tuple[dict[str, Any], Any]:
     """Train the learning planner (unless ``learner = dp``) and compare it with DP on a fixed evaluation path.
 
     Returns the summary entries and the learned decision function (None for ``learner = dp``)."""
