@@ -674,3 +674,14 @@ def test_seed_limits_match_the_generators() -> None:
     with pytest.raises((RuntimeError, ValueError)):
         torch.Generator().manual_seed(2**64)
     assert math.log2(SEED_LIMIT) == 63
+
+
+def test_learning_scenarios_check_their_calibration_before_writing(tmp_path, capsys) -> None:
+    """The learning scenarios build their economy's config when validated: an overflowing calibration is one line."""
+    from abm_markets.cli import main
+
+    for name in ("investment-scaling", "investment-ablation"):
+        out = tmp_path / name
+        assert main(["run", name, "--set", "tfp_values=1e300,1e300", "--out", str(out)]) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and "beyond float64" in err[0] and not out.exists()

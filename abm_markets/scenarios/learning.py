@@ -54,6 +54,9 @@ class LearningScenarioConfig(Config):
     eval_periods: int = param(600, "Periods of the evaluation path.", ge=10)
     converge_ce_pct: float = param(0.1, "Convergence: within this CE percent of the run's best evaluation.", gt=0.0)
 
+    def validate(self) -> None:
+        self.economy()  # the calibration's own checks (e.g. a steady state that overflows) before anything runs
+
     def economy(self, **changes: Any) -> InvestmentConfig:
         return InvestmentConfig(
             alpha=self.alpha,
@@ -93,6 +96,7 @@ class ScalingScenarioConfig(LearningScenarioConfig):
     goods_list: tuple[int, ...] = param((1, 2, 10), "N^c = N^h of the many-goods exercise (empty = skip).", ge=1)
 
     def validate(self) -> None:
+        super().validate()
         if not self.households_list and not self.goods_list:
             raise ConfigError("investment-scaling needs households_list or goods_list to be non-empty")
 
@@ -121,6 +125,7 @@ class AblationScenarioConfig(LearningScenarioConfig):
     vfi_grid: int = param(201, "Capital grid of the DP reference.", ge=20)
 
     def validate(self) -> None:
+        super().validate()
         valid = ("shares-scale", "shares-penalty", "quantities-scale", "quantities-penalty")
         for v in self.variants:
             if v not in valid:
