@@ -685,3 +685,27 @@ def test_learning_scenarios_check_their_calibration_before_writing(tmp_path, cap
         assert main(["run", name, "--set", "tfp_values=1e300,1e300", "--out", str(out)]) == 2
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(err) == 1 and "beyond float64" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["collusion-calvano", "--set", "n_sessions=100000000"],
+        ["equilibrium-selection", "--set", "sessions_per_cell=1000000000"],
+        ["collusion-deeprl", "--set", "n_economies=1000000000"],
+        ["monopolist-q", "--set", "n_sessions=1000000000000"],
+        ["ks-srl", "--set", "n_agents=100000000000"],
+        ["hank-srl", "--set", "n_paths=100000000000"],
+        [str(Path(__file__).resolve().parents[1] / "scenarios" / "brock-mirman.toml"), "--set", "n_economies=10**11"],
+    ],
+)
+def test_every_scenario_estimates_its_memory(argv: list[str], tmp_path, capsys) -> None:
+    """Sizes the machine cannot hold are refused with the figure, in one line, before the run folder exists."""
+    from abm_markets.cli import main
+
+    argv = [a.replace("10**11", "100000000000") for a in argv]
+    out = tmp_path / "run"
+    assert main(["run", *argv, "--out", str(out)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "of memory but" in err[0] and "lower" in err[0], err
+    assert not out.exists()

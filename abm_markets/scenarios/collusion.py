@@ -65,6 +65,14 @@ class CalvanoScenarioConfig(Config):
                 f"{self.grid_size ** (2 * self.memory)} states; expected memory 1 or grid_size <= 20"
             )
 
+    def estimated_bytes(self) -> int:
+        """Q tables of every session (2 firms x m^(2k) states x m prices, float64) and the heatmap's sessions,
+        with a factor 4 for the kernel's working copies and the per-session records."""
+        m, k = self.grid_size, self.memory
+        table = 2 * m ** (2 * k) * m * 8
+        sessions = self.n_sessions + self.heatmap_sessions * len(self.heatmap_alphas) * len(self.heatmap_betas)
+        return 4 * sessions * table
+
 
 def _market(cfg: CalvanoScenarioConfig) -> Any:
     from abm_markets.solvers.pricing import LogitMarket

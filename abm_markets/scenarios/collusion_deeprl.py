@@ -53,6 +53,15 @@ class DeepRLCollusionConfig(Config):
     xi: float = param(0.1, "Grid extends xi (p_M - p_N) beyond the Nash and monopoly prices.", ge=0.0)
     threads: int = param(1, "torch CPU threads.", ge=1)
 
+    def estimated_bytes(self) -> int:
+        """Rollouts of one session (periods x economies x 2 firms x observation, float32, x8 for Tianshou's
+        copies), the replay buffer (50,000 transitions per firm) and the greedy-play and step logs."""
+        obs = 2 * self.memory + 1
+        rollout = self.rollout_len * self.n_economies * 2 * (2 * obs + 8) * 4 * 8
+        buffer = 2 * 50_000 * (2 * obs + 8) * 8
+        logs = self.n_seeds * self.n_economies * (self.eval_periods + self.impulse_periods) * 2 * 8 * 8
+        return rollout + buffer + logs + (64 << 20)
+
 
 @register(
     "collusion-deeprl",

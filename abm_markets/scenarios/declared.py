@@ -68,6 +68,25 @@ class DeclaredEconomyConfig(TrainConfig):
             )
         economy = build_declared(self.economy)
         dataclasses.replace(self, groups=self.groups or default_groups(economy)).check_economy(economy)
+        self._check_memory_of(economy)
+
+    def _check_memory_of(self, economy: Any) -> None:
+        """Rollout (periods x economies x slots x observation, float32, x8 for the learners' copies) and the
+        evaluation's logs, against the memory available (one line, before anything is written)."""
+        from abm_markets.config import available_memory, format_bytes
+
+        slots = sum(g.count for g in economy.groups)
+        obs = max((economy.obs_dim(g.name) for g in economy.groups), default=1)
+        n_vars = max(len(economy.spec.logged), 1)
+        rollout = self.n_economies * self.rollout_len * slots * (2 * obs + 8) * 4 * 8
+        evaluation = self.eval_economies * slots * n_vars * 8 * 4 + self.log_economies * self.eval_periods * n_vars * 8
+        need, have = rollout + evaluation, available_memory()
+        if have is not None and need > have:
+            raise ConfigError(
+                f"train-economy on {economy.env_id} needs about {format_bytes(need)} of memory but "
+                f"{format_bytes(have)} is available (MemAvailable); expected smaller settings: lower n_economies "
+                f"({self.n_economies}), rollout_len ({self.rollout_len}) or eval_economies ({self.eval_economies})"
+            )
 
     def prepare_run(self, out: Path) -> DeclaredEconomyConfig:
         """Copy the declaration into the run directory; the run reads ``economy.toml`` from there."""

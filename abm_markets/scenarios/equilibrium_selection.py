@@ -60,6 +60,13 @@ class EquilibriumSelectionConfig(Config):
                 f"{', '.join(_KINDS)}"
             )
 
+    def estimated_bytes(self) -> int:
+        """Every session's Q tables / beliefs (2 players x K x K, float64), times the initial-belief cells of each
+        kind and beta (at most K^2 per kind and beta), with a factor 4 for records."""
+        k = self.n_actions
+        sessions = self.sessions_per_cell * len(self.kinds) * len(self.betas) * k * k
+        return 4 * sessions * (2 * k * k + 64) * 8
+
 
 @register(
     "equilibrium-selection",

@@ -52,6 +52,14 @@ class KSScenarioConfig(KSEconomyConfig, SRLConfig):
         if self.ks_burn >= self.ks_T - 50:
             raise ConfigError(f"KSScenarioConfig.ks_burn = {self.ks_burn} is invalid; expected < ks_T - 50")
 
+    def estimated_bytes(self) -> int:
+        """SRL paths (distribution over assets x efficiency per period, with autograd: x16), the KS algorithm's
+        common path and policy grids, and the finite-agent Mesa economy (about 4 KiB per household)."""
+        grid = getattr(self, "n_a", 200) * getattr(self, "n_e", 3)
+        srl = self.n_paths * self.horizon * grid * 8 * 16
+        ks = self.ks_T * grid * 8 * 4 + getattr(self, "n_K", 12) * getattr(self, "n_z", 3) * grid * 8 * 8
+        return srl + ks + self.n_agents * 4096 + self.n_agents * self.agent_periods * 8 * 4
+
 
 def _pick(cfg: Any, cls: type) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
@@ -318,6 +326,15 @@ class HANKScenarioConfig(HANKEconomyConfig, SRLConfig):
     def validate(self) -> None:
         HANKEconomyConfig.validate(self)
         SRLConfig.validate(self)
+
+    def estimated_bytes(self) -> int:
+        """SRL paths, evaluation and impulse-response paths (distribution over bonds x efficiency per period,
+        with autograd: x16) and the policy tables on the price grid."""
+        grid = self.n_b * self.n_e
+        paths = (self.n_paths * self.horizon + self.eval_paths * (self.eval_periods + self.eval_burn_in)) * grid
+        irf = 2 * self.irf_paths * (self.irf_periods + getattr(self, "irf_burn_in", 0)) * grid
+        tables = self.n_m * self.n_R * self.n_w * grid * 8 * 8
+        return (paths + irf) * 8 * 16 + tables
 
 
 @register(

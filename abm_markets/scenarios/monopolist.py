@@ -45,6 +45,10 @@ class MonopolistConfig(Config):
         if not self.price_min < self.price_max:
             raise ConfigError(f"MonopolistConfig: price_min = {self.price_min} must be < price_max = {self.price_max}")
 
+    def estimated_bytes(self) -> int:
+        """Q tables (m prices) and per-session records of every session, float64, with a factor 4."""
+        return 4 * self.n_sessions * (self.grid_size + 64) * 8
+
 
 @register(
     "monopolist-q",
