@@ -149,3 +149,30 @@ def test_best_response_against_frozen_others_is_served_by_the_protocol() -> None
     acts = br.decide()(s)["households"]
     assert torch.equal(acts[:, 1:], frozen(s)["households"][:, 1:])
     assert not torch.equal(acts[:, 0], frozen(s)["households"][:, 0])
+
+
+def test_trainer_on_the_protocol_reproduces_the_pre_protocol_trainer() -> None:
+    """Metrics of two PPO and one DQN iterations, recorded with the trainer before the protocol (656064e; the
+    same configurations), reproduced by the protocol trainer. Networks are float32, so
+    the comparison allows 1e-6 relative (on the machine that recorded them the numbers are identical)."""
+    import json
+
+    from abm_markets.engine import InvestmentEconomy
+    from abm_markets.learn.train import TrainConfig, Trainer
+
+    ref = json.loads((DATA / "train_metrics_656064e.json").read_text())
+    cases = {
+        "planner": (InvestmentConfig(), {"n_economies": 16, "rollout_len": 8, "minibatch": 64}, 3),
+        "households": (
+            InvestmentConfig(formulation="market", n_households=3),
+            {"groups": ("households",), "n_economies": 16, "rollout_len": 8, "minibatch": 64},
+            3,
+        ),
+        "dqn": (InvestmentConfig(), {"algorithm": "dqn", "n_economies": 8, "rollout_len": 6, "minibatch": 16}, 4),
+    }
+    for name, (cfg, settings, seed) in cases.items():
+        tr = Trainer(InvestmentEconomy(cfg), TrainConfig(**settings, iterations=2, checkpoint_every=0), seed=seed)
+        for want in ref[name]:
+            got = tr.iteration()
+            for key, value in want.items():
+                assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
