@@ -152,9 +152,9 @@ def test_best_response_against_frozen_others_is_served_by_the_protocol() -> None
 
 
 def test_trainer_on_the_protocol_reproduces_the_pre_protocol_trainer() -> None:
-    """Metrics of two PPO and one DQN iterations, recorded with the trainer before the protocol (656064e; the
-    same configurations), reproduced by the protocol trainer. Networks are float32, so
-    the comparison allows 1e-6 relative (on the machine that recorded them the numbers are identical)."""
+    """Two iterations' metrics of three runs (PPO planner, PPO households, DQN planner) recorded with the trainer
+    before the protocol (656064e) are reproduced by the protocol trainer. Networks are float32, so the comparison
+    allows 1e-6 relative (on the machine that recorded them the numbers are identical)."""
     import json
 
     from abm_markets.engine import InvestmentEconomy
