@@ -49,16 +49,21 @@ class Preset:
     path: Path | None = None
 
 
+def read_toml(path: Path, what: str, expected: str) -> dict[str, Any]:
+    """Parse a TOML file; every failure is one :class:`UserError` naming ``what`` and what is ``expected``."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot read {what}: {e.strerror or type(e).__name__}; expected {expected}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not UTF-8 text; expected {expected}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{what} is not valid TOML ({e}); expected {expected}") from None
+
+
 def load_preset(path: Path) -> Preset:
     """Read a preset TOML file; errors name the file and what is wrong."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"cannot read preset {str(path)!r}: {e.strerror or type(e).__name__}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"preset {str(path)!r} is not UTF-8 text; expected a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"preset {str(path)!r} is not valid TOML: {e}") from None
+    data = read_toml(path, f"preset {str(path)!r}", "a TOML preset file")
     economy = data.get("economy")
     if economy is not None and not isinstance(economy, dict):
         raise UserError(f"preset {str(path)!r}: economy must be a table ([economy]); got {economy!r}")
@@ -196,14 +201,7 @@ def read_run_dir(out: Path) -> SavedRun:
         raise UserError(f"{where} is not a run directory (no config.toml)")
     if not cfg_path.is_file():
         raise UserError(f"{where}: config.toml is not a file; expected the run's TOML config")
-    try:
-        saved = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"{where}: cannot read config.toml ({e.strerror}); expected a readable file") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{where}: config.toml is not UTF-8 text; expected the run's TOML config") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{where}: config.toml is not valid TOML ({e}); expected the run's TOML config") from None
+    saved = read_toml(cfg_path, f"{where}: config.toml", "the run's TOML config")
     run = saved.get("run")
     if not isinstance(run, dict):
         raise UserError(f"{where}: config.toml has no [run] table; expected [run] with scenario and seed")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -36,6 +37,7 @@ import numpy as np
 import polars as pl
 import tomli_w
 import torch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -445,3 +447,35 @@ def long_frame(columns: Mapping[str, Any], id_cols: tuple[str, ...]) -> pl.DataF
     return df.unpivot(index=list(id_cols), on=value_cols, variable_name="variable", value_name="value").with_columns(
         pl.col("value").cast(pl.Float64)
     )
+
+
+# ------------------------------------------------------------------------------------ finiteness
+def all_finite(x: Tensor) -> bool:
+    return bool(torch.isfinite(x.detach()).all())
+
+
+def nonfinite_kind(x: Tensor) -> str:
+    """``"NaN"`` if ``x`` holds a NaN, else ``"inf"``."""
+    return "NaN" if bool(torch.isnan(x.detach()).any()) else "inf"
+
+
+def nonfinite_kind_float(v: float) -> str:
+    return "NaN" if math.isnan(v) else "inf"
+
+
+def nonfinite_tensors(obj: Any, prefix: str = "") -> list[str]:
+    """Paths (``a.b.0``) of the floating tensors and floats in a nested checkpoint state that are not finite."""
+    out: list[str] = []
+    if isinstance(obj, Tensor):
+        if obj.is_floating_point() and not all_finite(obj):
+            out.append(f"{prefix} ({nonfinite_kind(obj)})")
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            out.append(f"{prefix} ({nonfinite_kind_float(obj)})")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.extend(nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.extend(nonfinite_tensors(v, f"{prefix}.{i}" if prefix else str(i)))
+    return out

@@ -23,8 +23,8 @@ from abm_markets.cli import main
 from abm_markets.engine.constructor import build_economy, load_declaration
 from abm_markets.errors import TrainingDiverged, UserError
 from abm_markets.learn.glue import GroupLearner
-from abm_markets.learn.train import TrainConfig, Trainer, nonfinite_tensors, train
-from abm_markets.runs import RunContext
+from abm_markets.learn.train import TrainConfig, Trainer, train
+from abm_markets.runs import RunContext, nonfinite_tensors
 from abm_markets.srl import solver as srl_solver
 from abm_markets.srl.huggett import HuggettConfig, HuggettModel
 from abm_markets.srl.solver import SRLConfig, solve
@@ -187,7 +187,7 @@ def test_nan_objective_stops_srl_and_keeps_last_good_checkpoint(tmp_path, hugget
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["epoch000003.pt", "epoch000006.pt"]
     assert _latest(tmp_path) == "epoch000006"
     ckpt = torch.load(tmp_path / "checkpoints" / "epoch000006.pt", weights_only=True)
-    assert ckpt["srl"]["epoch"] == 6 and srl_solver._nonfinite(ckpt["srl"]) == []
+    assert ckpt["srl"]["epoch"] == 6 and nonfinite_tensors(ckpt["srl"]) == []
     # resumed without the fault it ends where an uninterrupted solve ends, bit for bit
     monkeypatch.undo()
     resumed = solve(huggett, SRL, generator=torch.Generator().manual_seed(0), ctx=_ctx(tmp_path, resume=True))

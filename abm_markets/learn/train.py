@@ -46,6 +46,7 @@ from abm_markets.config import Config, param
 from abm_markets.engine.protocol import BatchedEconomy, state_fields, state_from_fields, where_state
 from abm_markets.errors import ConfigError, TrainingDiverged
 from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings, group_spec
+from abm_markets.runs import all_finite, nonfinite_kind, nonfinite_kind_float, nonfinite_tensors
 
 __all__ = ["TrainConfig", "Trainer", "train"]
 
@@ -456,14 +457,14 @@ class Trainer:
             flags = [torch.isfinite(x.detach()).all().to(self.device) for *_, x in items]
             ok = bool(torch.stack(flags).all()) if flags else True
         bad_losses = [
-            (name, f"{_kind_float(v)} in loss {k}")
+            (name, f"{nonfinite_kind_float(v)} in loss {k}")
             for name, st in losses.items()
             for k, v in st.items()
             if k != "entropy" and not math.isfinite(v)
         ]
         if ok and not bad_losses:
             return
-        bad = [(net, group, f"{_kind(x)} in {what}") for net, group, what, x in items if not _all_finite(x)]
+        bad = [(net, group, f"{nonfinite_kind(x)} in {what}") for net, group, what, x in items if not all_finite(x)]
         culprits = [(g, w) for net, g, w in bad if not net] + bad_losses + [(g, w) for net, g, w in bad if net]
         group, what = culprits[0]
         more = f" (and {len(culprits) - 1} more non-finite)" if len(culprits) > 1 else ""
@@ -632,37 +633,6 @@ def _save_checkpoint(ctx: Any, trainer: Trainer, iteration: int, last_good: str 
         raise TrainingDiverged(iteration, None, f"non-finite checkpoint state {bad[0]}{more}", last_good)
     path = ctx.save_checkpoint(f"iter{iteration:06d}", {**state, "metrics": [_plain(r) for r in ctx.metrics]})
     return str(path) if path is not None else last_good
-
-
-def _all_finite(x: Tensor) -> bool:
-    return bool(torch.isfinite(x.detach()).all())
-
-
-def _kind(x: Tensor) -> str:
-    """``"NaN"`` if ``x`` holds a NaN, else ``"inf"``."""
-    return "NaN" if bool(torch.isnan(x.detach()).any()) else "inf"
-
-
-def _kind_float(v: float) -> str:
-    return "NaN" if math.isnan(v) else "inf"
-
-
-def nonfinite_tensors(obj: Any, prefix: str = "") -> list[str]:
-    """Paths (``a.b.0``) of the floating tensors and floats in a nested checkpoint state that are not finite."""
-    out: list[str] = []
-    if isinstance(obj, Tensor):
-        if obj.is_floating_point() and not _all_finite(obj):
-            out.append(f"{prefix} ({_kind(obj)})")
-    elif isinstance(obj, float):
-        if not math.isfinite(obj):
-            out.append(f"{prefix} ({_kind_float(obj)})")
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            out.extend(nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            out.extend(nonfinite_tensors(v, f"{prefix}.{i}" if prefix else str(i)))
-    return out
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,7 @@ from torch import Tensor
 
 from abm_markets.config import Config, param
 from abm_markets.errors import ConfigError, TrainingDiverged, UserError
+from abm_markets.runs import nonfinite_kind, nonfinite_tensors
 
 if TYPE_CHECKING:
     from abm_markets.runs import RunContext
@@ -629,7 +630,7 @@ def solve(
             "history": history,
             "wall_s": wall0 + time.perf_counter() - t0,
         }
-        bad = _nonfinite({k: state[k] for k in ("tables", "optimizer", "dist", "carry")})
+        bad = nonfinite_tensors({k: state[k] for k in ("tables", "optimizer", "dist", "carry")})
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise TrainingDiverged(epoch, None, f"non-finite checkpoint state {bad[0]}{more}", last_good, "epoch")
@@ -747,14 +748,14 @@ def _check_finite(
     culprits: list[tuple[str | None, str]] = []
     for name, x in state.items():
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            culprits.append((None, f"{_kind(x)} in the paths' {name}"))
+            culprits.append((None, f"{nonfinite_kind(x)} in the paths' {name}"))
     for prefix, what in (("objective_", "objective (loss)"), ("grad_norm_", "gradient norm")):
         for k, v in scalars.items():
             if k.startswith(prefix) and not math.isfinite(v):
                 culprits.append((k[len(prefix) :], f"{'NaN' if math.isnan(v) else 'inf'} in the {what}"))
     for name, x in tables.items():
         if not bool(torch.isfinite(x.detach()).all()):
-            culprits.append((owner.get(name), f"{_kind(x)} in table {name!r}"))
+            culprits.append((owner.get(name), f"{nonfinite_kind(x)} in table {name!r}"))
     group, what = culprits[0]
     more = f" (and {len(culprits) - 1} more non-finite)" if len(culprits) > 1 else ""
     raise TrainingDiverged(epoch, group, what + more, last_good, "epoch")
@@ -764,28 +765,6 @@ def _flush(ctx: Any) -> None:
     flush = getattr(ctx, "flush_metrics", None)
     if flush is not None:
         flush()
-
-
-def _kind(x: Tensor) -> str:
-    return "NaN" if bool(torch.isnan(x.detach()).any()) else "inf"
-
-
-def _nonfinite(obj: Any, prefix: str = "") -> list[str]:
-    """Paths of the non-finite floating tensors and floats in a nested state (dicts, lists)."""
-    out: list[str] = []
-    if isinstance(obj, Tensor):
-        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
-            out.append(f"{prefix} ({_kind(obj)})")
-    elif isinstance(obj, float):
-        if not math.isfinite(obj):
-            out.append(f"{prefix} ({'NaN' if math.isnan(obj) else 'inf'})")
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            out.extend(_nonfinite(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            out.extend(_nonfinite(v, f"{prefix}.{i}" if prefix else str(i)))
-    return out
 
 
 def _latest_checkpoint_path(ctx: Any) -> str | None:
