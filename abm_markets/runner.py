@@ -387,17 +387,21 @@ def run_scenario(
         prepare = getattr(cfg, "prepare_run", None)
         if callable(prepare) and not resume:  # e.g. copy a declared economy into the run directory
             cfg = prepare(out)
-        if not was_complete:  # a resumed complete run keeps its config and manifest until the extension completes
-            atomic_write_toml(out / "config.toml", {"run": run_table, "scenario": cfg.to_dict()})
+
+        def manifest(status: str, wall_s: float | None) -> None:
             write_manifest(
                 out,
                 scenario=scen.name,
                 config_hash=cfg.config_hash(),
                 seed=seed,
                 device=dev,
-                wall_s=None,
-                status="running",
+                wall_s=wall_s,
+                status=status,
             )
+
+        if not was_complete:  # a resumed complete run keeps its config and manifest until the extension completes
+            atomic_write_toml(out / "config.toml", {"run": run_table, "scenario": cfg.to_dict()})
+            manifest("running", None)
         torch.manual_seed(seed)  # belt and braces: scenarios use explicit generators from ctx
         t0 = time.perf_counter()
         try:
@@ -405,15 +409,7 @@ def run_scenario(
         except TrainingDiverged:
             ctx.flush_metrics()
             if not was_complete:  # the run stops at its last good checkpoint; the manifest says why
-                write_manifest(
-                    out,
-                    scenario=scen.name,
-                    config_hash=cfg.config_hash(),
-                    seed=seed,
-                    device=dev,
-                    wall_s=time.perf_counter() - t0,
-                    status="diverged",
-                )
+                manifest("diverged", time.perf_counter() - t0)
             raise
         wall = time.perf_counter() - t0
         ctx.flush_metrics()
@@ -421,13 +417,5 @@ def run_scenario(
         atomic_write_json(out / "summary.json", summary)
         if was_complete:
             atomic_write_toml(out / "config.toml", {"run": run_table, "scenario": cfg.to_dict()})
-        write_manifest(
-            out,
-            scenario=scen.name,
-            config_hash=cfg.config_hash(),
-            seed=seed,
-            device=dev,
-            wall_s=wall,
-            status="complete",
-        )
+        manifest("complete", wall)
     return out
