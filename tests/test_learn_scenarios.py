@@ -74,6 +74,16 @@ def test_learner_dp_keeps_dp_policy(tmp_path) -> None:
     assert s["train_env_steps"] == 0
 
 
+def test_capital_settled_is_a_criterion_that_can_fail() -> None:
+    from abm_markets.scenarios.learning import capital_settled
+
+    moving = [{"eval_capital_ratio": r} for r in (1.40, 1.30, 1.21, 1.15, 1.10)]
+    settled = [{"eval_capital_ratio": r} for r in (1.40, 1.0010, 1.0005, 0.9998, 1.0001)]
+    assert not capital_settled(moving, 4, 0.002)
+    assert capital_settled(settled, 4, 0.002) and not capital_settled(settled, 5, 0.002)
+    assert not capital_settled(settled[:3], 4, 0.002)  # too few evaluations
+
+
 def test_scaling_and_ablation_tables(tmp_path) -> None:
     small = {
         "train_economies": "8",
@@ -95,6 +105,19 @@ def test_scaling_and_ablation_tables(tmp_path) -> None:
     from abm_markets.engine.investment import steady_state_capital
 
     assert abs(t["k_steady_state_numerical"][0] / steady_state_capital(InvestmentConfig(n_households=2)) - 1) < 1e-8
+
+    # one case by name; a loose band (50% over 2 evaluations) is met at the second evaluation: training stops there
+    out = run_scenario(
+        "investment-scaling",
+        overrides={**small, "train_iterations": "6", "cases": "3x1", "converge_window": "2", "converge_tol": "0.5"},
+        out=tmp_path / "c",
+        progress=False,
+    )
+    case = json.loads((out / "summary.json").read_text())["cases"][0]
+    assert (case["n_households"], case["n_capital_goods"], case["converged"]) == (3, 1, True)
+    assert case["env_steps"] == 2 * 8 * 8 and case["env_steps_to_converge"] == 2 * 8 * 8
+    for key in ("capital_ratio", "ce_vs_rule_pct", "train_wall_s"):
+        assert math.isfinite(case[key])
     out = run_scenario(
         "investment-ablation",
         overrides={**small, "variants": "quantities-penalty", "vfi_grid": "30"},

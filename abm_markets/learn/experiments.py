@@ -104,6 +104,7 @@ def train_planner(
     eval_every: int = 0,
     eval_path: ev.EvalPath | None = None,
     desc: str = "training",
+    stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> tuple[Trainer, dict[str, Any]]:
     """Train ``train_cfg.groups`` on ``economy``; evaluate periodically and at the end.
 
@@ -145,7 +146,7 @@ def train_planner(
         return row
 
     t0 = time.perf_counter()
-    train(trainer, ctx, evaluate=periodic if eval_every else None, eval_every=eval_every, desc=desc)
+    train(trainer, ctx, evaluate=periodic if eval_every else None, eval_every=eval_every, desc=desc, stop=stop)
     final_path = ref.path if ref is not None else eval_path
     decide = trainer.decide()
     summary: dict[str, Any] = {

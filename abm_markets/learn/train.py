@@ -540,6 +540,7 @@ def train(
     evaluate: Callable[[Trainer], dict[str, float]] | None = None,
     eval_every: int = 0,
     desc: str = "training",
+    stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``trainer`` for its configured iterations with logging, checkpoints and resume.
 
@@ -549,6 +550,8 @@ def train(
         evaluate: Optional ``trainer -> {metric: value}`` added to the row every ``eval_every`` iterations.
         eval_every: Evaluation period in iterations (0 = never).
         desc: Progress bar label.
+        stop: Optional convergence criterion ``rows -> bool``, asked after every evaluation with the rows of
+            this call so far; True ends training there (with a checkpoint).
 
     Returns:
         The metrics rows of this call (also logged to ``ctx``).
@@ -565,7 +568,7 @@ def train(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     try:
-        _loop(trainer, ctx, rows, start, evaluate, eval_every, desc)
+        _loop(trainer, ctx, rows, start, evaluate, eval_every, desc, stop)
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -579,6 +582,7 @@ def _loop(
     evaluate: Callable[[Trainer], dict[str, float]] | None,
     eval_every: int,
     desc: str,
+    stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> None:
     cfg = trainer.cfg
     t_start = time.perf_counter()
@@ -595,7 +599,8 @@ def _loop(
                 if flush is not None:
                     flush()  # the rows of the good iterations, for diagnosis (a resume restores the checkpoint's)
                 raise e.with_checkpoint(last_good) from e.__cause__
-            if evaluate is not None and eval_every and (it + 1) % eval_every == 0:
+            evaluated = evaluate is not None and eval_every and (it + 1) % eval_every == 0
+            if evaluated:
                 row.update(evaluate(trainer))
             row["wall_s"] = wall0 + time.perf_counter() - t_start
             rows.append(row)
@@ -606,7 +611,8 @@ def _loop(
                     last_good = _save_checkpoint(ctx, trainer, it + 1, last_good)
                     ctx.flush_metrics()
             bar.update(1)
-            if cfg.max_wall_s is not None and trainer.train_wall_s >= cfg.max_wall_s:
+            done = bool(evaluated and stop is not None and stop(rows))
+            if done or (cfg.max_wall_s is not None and trainer.train_wall_s >= cfg.max_wall_s):
                 if ctx is not None:
                     last_good = _save_checkpoint(ctx, trainer, it + 1, last_good)
                 break

@@ -2,11 +2,13 @@
 
 ``investment-scaling`` (seed 000, section 4.1): a PPO planner with one capital good and ``N^h`` households
 (``households_list``, default 1, 4, 100) and with ``N^c = N^h`` goods and households (``goods_list``,
-default 1, 2, 10). For each economy the run reports the learned long-run capital against the numerical
-deterministic steady state (:func:`abm_markets.solvers.investment.steady_state`), discounted utility per
-household on a fixed evaluation path (and that of the steady-state saving-share rule), and the environment
-steps and wall time to converge (first evaluation whose welfare is within ``converge_ce_pct`` percent,
-consumption-equivalent, of the best evaluation of the run).
+default 1, 2, 10), or the cases named in ``cases`` (``N^h x N^c``, e.g. ``100x1``). For each economy the run
+reports the learned long-run capital against the numerical deterministic steady state
+(:func:`abm_markets.solvers.investment.steady_state`), discounted utility per household on a fixed evaluation
+path (and that of the steady-state saving-share rule), and whether and when training converged. Convergence
+does not refer to the run's own best: training stops at the first evaluation after which the evaluated long-run
+``K / K_ss`` of the last ``converge_window`` evaluations lies within a band of relative width ``converge_tol``
+(default 0.2%), or at ``train_iterations`` / ``max_wall_s`` unconverged.
 
 ``investment-ablation`` (seed 000, section 5, design lessons): the one-household planner learned with actions
 as spending shares or as investment quantities, the budget imposed by scaling the plan onto the budget or by
@@ -52,7 +54,10 @@ class LearningScenarioConfig(Config):
     eval_every: int = param(5, "Evaluate every this many iterations.", ge=1)
     eval_paths: int = param(64, "Economies of the fixed evaluation path.", ge=1)
     eval_periods: int = param(600, "Periods of the evaluation path.", ge=10)
-    converge_ce_pct: float = param(0.1, "Convergence: within this CE percent of the run's best evaluation.", gt=0.0)
+    converge_window: int = param(4, "Convergence: evaluations whose long-run K / K_ss must agree.", ge=2)
+    converge_tol: float = param(
+        0.002, "Convergence: (max - min) / mean of K / K_ss over the last converge_window evaluations.", gt=0.0
+    )
 
     def validate(self) -> None:
         self.economy()  # the calibration's own checks (e.g. a steady state that overflows) before anything runs
@@ -94,15 +99,32 @@ class ScalingScenarioConfig(LearningScenarioConfig):
 
     households_list: tuple[int, ...] = param((1, 4, 100), "N^h of the one-good exercise (empty = skip).", ge=1)
     goods_list: tuple[int, ...] = param((1, 2, 10), "N^c = N^h of the many-goods exercise (empty = skip).", ge=1)
+    cases: tuple[str, ...] = param(
+        (), "Cases N^h x N^c to run instead of the two lists (e.g. 100x1, 2x2); empty = the lists."
+    )
 
     def validate(self) -> None:
         super().validate()
-        if not self.households_list and not self.goods_list:
-            raise ConfigError("investment-scaling needs households_list or goods_list to be non-empty")
+        self.case_list()
+        if not self.households_list and not self.goods_list and not self.cases:
+            raise ConfigError("investment-scaling needs cases, households_list or goods_list to be non-empty")
+
+    def case_list(self) -> list[tuple[str, int, int]]:
+        """``(exercise, N^h, N^c)`` of every case; ``cases`` entries are ``HxJ`` with positive integers."""
+        if not self.cases:
+            return [("households", h, 1) for h in self.households_list] + [("goods", n, n) for n in self.goods_list]
+        out = []
+        for c in self.cases:
+            parts = c.lower().split("x")
+            if len(parts) != 2 or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+                raise ConfigError(f"ScalingScenarioConfig.cases contains {c!r}; expected N^h x N^c such as 100x1")
+            h, j = int(parts[0]), int(parts[1])
+            out.append(("households" if j == 1 else "goods", h, j))
+        return out
 
     def estimated_bytes(self) -> int:
         """The largest case: rollouts (B x T x N^h x N^c, ~32 float64 per slot), evaluation path and steady state."""
-        cases = [(h, 1) for h in self.households_list] + [(n, n) for n in self.goods_list]
+        cases = [(h, j) for _, h, j in self.case_list()]
         worst = 0
         for h, j in cases:
             slots = h * j
@@ -163,20 +185,14 @@ class _RunLabel:
         return self.ctx.progress(total, desc)
 
 
-def _convergence(
-    rows: list[dict[str, Any]], beta: float, n_households: int, periods: int, tol: float
-) -> tuple[float, float]:
-    """``(env_steps, wall_s)`` of the first evaluation within ``tol`` CE percent of the run's best."""
-    from abm_markets.learn.evaluate import ce_gap_pct
-
-    evals = [r for r in rows if r.get("eval_welfare") is not None]
-    if not evals:
-        return math.nan, math.nan
-    best = max(r["eval_welfare"] for r in evals)
-    for r in evals:
-        if ce_gap_pct(r["eval_welfare"], best, beta=beta, crra=1.0, periods=periods, n_households=n_households) <= tol:
-            return float(r["env_steps"]), float(r["wall_s"])
-    return math.nan, math.nan
+def capital_settled(rows: list[dict[str, Any]], window: int, tol: float) -> bool:
+    """The convergence criterion: the evaluated long-run ``K / K_ss`` of the last ``window`` evaluations lies in a
+    band of relative width ``tol`` (``(max - min) / mean``). It refers to no run's best, only to recent moves."""
+    ratios = [r["eval_capital_ratio"] for r in rows if r.get("eval_capital_ratio") is not None]
+    if len(ratios) < window:
+        return False
+    last = ratios[-window:]
+    return (max(last) - min(last)) / (sum(last) / window) < tol
 
 
 @register(
@@ -192,7 +208,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.learn.sources import as_decide, steady_state_share_source
     from abm_markets.solvers.investment import steady_state
 
-    cases = [("households", h, 1) for h in cfg.households_list] + [("goods", n, n) for n in cfg.goods_list]
+    cases = cfg.case_list()
     rows = []
     for i, (exercise, h, j) in enumerate(cases):
         econ = cfg.economy(n_households=h, n_capital_goods=j)
@@ -202,16 +218,40 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100 + i))
         label = f"{exercise}-H{h}-J{j}"
         view = _RunLabel(ctx, label)
+        settled = []
+
+        def stop(train_rows: list[dict[str, Any]], settled: list[dict[str, Any]] = settled) -> bool:
+            if capital_settled(train_rows, cfg.converge_window, cfg.converge_tol):
+                settled.append(train_rows[-1])
+                return True
+            return False
+
         trainer, summ = train_planner(
-            eco, cfg.train_config(), view, seed=ctx.seed + i, eval_every=cfg.eval_every, eval_path=path, desc=label
+            eco,
+            cfg.train_config(),
+            view,
+            seed=ctx.seed + i,
+            eval_every=cfg.eval_every,
+            eval_path=path,
+            desc=label,
+            stop=stop,
         )
         rule = ev.welfare(eco, path, as_decide(steady_state_share_source(eco)))
         w = ev.welfare(eco, path, trainer.decide())
-        steps, wall = _convergence(view.metrics, cfg.beta, h, path.periods, cfg.converge_ce_pct)
+        steps = float(settled[0]["env_steps"]) if settled else math.nan
+        wall = float(settled[0]["wall_s"]) if settled else math.nan
+        ce_vs_rule = ev.ce_gap_pct(
+            w["welfare"], rule["welfare"], beta=cfg.beta, crra=1.0, periods=path.periods, n_households=h
+        )
         rows.append(
             {
                 "exercise": exercise,
                 "n_households": h,
+                "n_capital_goods": j,
+                "capital_ratio": w["mean_capital_ratio"] * eco.k_ss / k_num,
+                "ce_vs_rule_pct": ce_vs_rule,
+                "env_steps": summ["train_env_steps"],
+                "converged": bool(settled),
                 "n_goods": j,
                 "k_steady_state_numerical": k_num,
                 "k_steady_state_closed_form": eco.k_ss,
@@ -219,9 +259,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 "k_learned_over_steady_state": w["mean_capital_ratio"] * eco.k_ss / k_num,
                 "welfare_per_household_rl": w["welfare_per_household"],
                 "welfare_per_household_ss_rule": rule["welfare_per_household"],
-                "ce_gap_vs_ss_rule_pct": ev.ce_gap_pct(
-                    w["welfare"], rule["welfare"], beta=cfg.beta, crra=1.0, periods=path.periods, n_households=h
-                ),
+                "ce_gap_vs_ss_rule_pct": ce_vs_rule,
                 "env_steps_to_converge": steps,
                 "wall_s_to_converge": wall,
                 "train_env_steps": summ["train_env_steps"],
