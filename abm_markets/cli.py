@@ -171,17 +171,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_sweep_args(args: argparse.Namespace, seeds: Sequence[int]) -> None:
-    """Seeds, CPUs and the sweep folder, checked before anything is written."""
-    from abm_markets.runner import check_out_dir, check_seed
-
-    for seed in seeds:
-        check_seed(seed, "--seeds entry")
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise UserError(f"--num-cpus {args.num_cpus} is invalid; expected an int >= 1")
-    check_out_dir(args.out, existing="any")
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from abm_markets.runs import resolve_device
     from abm_markets.sweep import failures, parse_grid, parse_seeds, run_sweep
@@ -189,7 +178,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     grid = parse_grid(args.grid)
     resolve_device(args.device)
-    _check_sweep_args(args, seeds)
     index = run_sweep(
         args.name,
         seeds=seeds,

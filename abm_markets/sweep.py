@@ -46,7 +46,7 @@ from typing import Any
 import polars as pl
 
 from abm_markets.errors import UserError
-from abm_markets.runner import resolve
+from abm_markets.runner import check_out_dir, check_seed, resolve
 from abm_markets.runs import atomic_write_json, atomic_write_parquet
 
 MAX_TASKS = 10_000
@@ -87,6 +87,7 @@ def parse_seeds(text: str) -> list[int]:
     if not ranges or min(lo for lo, _ in ranges) < 0:
         raise UserError(f"--seeds {text!r} is invalid; expected nonnegative seeds such as 0-3")
     for lo, hi in ranges:
+        check_seed(hi, "--seeds entry")  # the generators' range (lo <= hi, or the next check refuses)
         if hi < lo:
             raise UserError(f"--seeds {text!r}: the range {lo}-{hi} is empty; expected LO-HI with LO <= HI")
     count = sum(hi - lo + 1 for lo, hi in ranges)
@@ -404,8 +405,7 @@ def run_sweep(
     imports = tuple(str(Path(i).resolve()) if i.endswith(".py") else i for i in imports)
     tasks = plan(name, grid, sets or {}, seeds, imports)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file; expected a folder")
+    check_out_dir(out, existing="any")
     todo = [t for t in tasks if existing_state(out, t) == "run"]  # raises before anything runs
     todo_tags = {t["tag"] for t in todo}
     rows = {t["tag"]: _row(out, t, "skipped") for t in tasks if t["tag"] not in todo_tags}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -195,14 +195,19 @@ def ergodic_states(
     return InvestmentState(*(torch.cat([getattr(s, f) for s in kept]) for f in fields))
 
 
+def fixed_noise(economy: InvestmentEconomy, states: InvestmentState) -> Tensor:
+    """Uniforms of one period, all 0.5 (shape of :meth:`InvestmentEconomy.draw_noise`): next period's capital does
+    not depend on the shock draws, so diagnostics that only need ``K'`` and this period's flows use these."""
+    h, j = economy.n_households, economy.n_goods
+    return torch.full(
+        (states.batch_size, 2 * h + h * j + 1), 0.5, device=states.capital.device, dtype=states.capital.dtype
+    )
+
+
 @torch.no_grad()
 def policy_error(economy: InvestmentEconomy, states: InvestmentState, decide: Decide, reference: Decide) -> float:
     """``mean |K'(decide) - K'(reference)| / K`` over ``states`` (all households and goods)."""
-    # capital next period does not depend on the shock draws; fixed uniforms keep this free of randomness
-    h, j = economy.n_households, economy.n_goods
-    noise = torch.full(
-        (states.batch_size, 2 * h + h * j + 1), 0.5, device=states.capital.device, dtype=states.capital.dtype
-    )
+    noise = fixed_noise(economy, states)  # K' does not depend on the draws: no randomness in this measure
     k1, _ = economy.step(states, decide(states), noise=noise)
     k2, _ = economy.step(states, reference(states), noise=noise)
     return float(((k1.capital - k2.capital).abs() / states.capital).mean())
@@ -222,7 +227,7 @@ def euler_errors(economy: InvestmentEconomy, states: InvestmentState, decide: De
     if economy.n_households != 1 or economy.n_goods != 1 or cfg.formulation != "planner":
         raise ValueError("euler_errors covers the one-household, one-good planner")
     sigma = cfg.crra
-    noise = torch.full((states.batch_size, 4), 0.5, device=states.capital.device, dtype=states.capital.dtype)
+    noise = fixed_noise(economy, states)
     nxt, out = economy.step(states, decide(states), noise=noise)
     inv = out.investment[:, 0, 0]
     c = out.consumption[:, 0]
@@ -232,14 +237,7 @@ def euler_errors(economy: InvestmentEconomy, states: InvestmentState, decide: De
     for zi in range(economy.idio.n_states):
         for ai in range(economy.agg.n_states):
             prob = p_idio[states.z_idx[:, 0], zi] * p_agg[states.agg_idx, ai]
-            s1 = InvestmentState(
-                capital=k1,
-                z_idx=torch.full_like(states.z_idx, zi),
-                agg_idx=torch.full_like(states.agg_idx, ai),
-                t=nxt.t,
-                last_spending=nxt.last_spending,
-                last_price=nxt.last_price,
-            )
+            s1 = replace(nxt, z_idx=torch.full_like(states.z_idx, zi), agg_idx=torch.full_like(states.agg_idx, ai))
             _, out1 = economy.step(s1, decide(s1), noise=noise)
             z1 = out1.tfp[:, 0]
             mpk = cfg.alpha * z1 * k1[:, 0, 0].pow(cfg.alpha - 1.0)
@@ -259,8 +257,7 @@ def share_slopes(economy: InvestmentEconomy, states: InvestmentState, decide: De
     A constant-share rule has both slopes 0; the DP policy's slopes measure the state dependence a learned
     policy should reproduce. One household, one good.
     """
-    noise = torch.full((states.batch_size, 4), 0.5, device=states.capital.device, dtype=states.capital.dtype)
-    _, out = economy.step(states, decide(states), noise=noise)
+    _, out = economy.step(states, decide(states), noise=fixed_noise(economy, states))
     share = (out.spending[:, 0, 0] / out.output[:, 0]).double()
     x = torch.stack([torch.ones_like(share), states.capital[:, 0, 0].double().log(), out.tfp[:, 0].double().log()], -1)
     coef = torch.linalg.lstsq(x, share.unsqueeze(-1)).solution[:, 0]

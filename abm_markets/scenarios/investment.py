@@ -332,6 +332,8 @@ def _learning_plots(ctx: RunContext, trainer: Any, ref: Any, sol: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from abm_markets.learn.evaluate import fixed_noise
+
     rows = [r for r in ctx.metrics if "eval_ce_gap_pct" in r and r["eval_ce_gap_pct"] is not None]
     if rows:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -354,9 +356,7 @@ def _learning_plots(ctx: RunContext, trainer: Any, ref: Any, sol: Any) -> None:
             z_idx=torch.full_like(st.z_idx, z // eco.agg.n_states),
             agg_idx=torch.full_like(st.agg_idx, z % eco.agg.n_states),
         )
-        noise = torch.full(
-            (k.shape[0], 4), 0.5, dtype=eco.dtype, device=eco.device
-        )  # shape of draw_noise for H = J = 1
+        noise = fixed_noise(eco, st)
         k_rl = eco.step(st, trainer.decide()(st), noise=noise)[0].capital[:, 0, 0]
         k_dp = eco.step(st, ref.decide(st), noise=noise)[0].capital[:, 0, 0]
         line = ax.plot(k.cpu(), (k_dp - k).cpu(), label=f"DP, Z = {float(sol.tfp[z]):.3g}")[0]
