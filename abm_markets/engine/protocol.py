@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -353,9 +353,6 @@ class BatchedEconomy:
             lo = np.minimum(lo, 0.0)
             hi = np.maximum(hi, 0.0)
         return gymnasium.spaces.Box(lo.astype(np.float32), hi.astype(np.float32), dtype=np.float32)
-
-
-Decoder = Callable[[Tensor, Any], Tensor]
 
 
 # ------------------------------------------------------------------------------------------ front ends
