@@ -318,11 +318,57 @@ class LearnerSettings:
     buffer_size: int = 200_000
     max_grad_norm: float = 0.5
     n_step: int = 1
+    ppo_ratio: str = "joint"
 
 
 def _dist_fn(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:
     loc, scale = loc_scale
     return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+
+
+class _PerUnitNormal(torch.distributions.Independent):
+    """Gaussian over a slot's ``units * A_u`` outputs whose ``log_prob`` and ``entropy`` are per unit ``[N, units]``.
+
+    PPO then clips each unit's probability ratio on its own (the team advantage multiplies every unit's ratio),
+    instead of the joint ratio, a product of ``units`` ratios that the clip range holds to ``1 +- eps`` and that
+    lets each of a planner's ``N^h`` households move about ``eps / N^h`` per update.
+    """
+
+    def __init__(self, loc: Tensor, scale: Tensor, units: int):
+        self.units = units
+        shape = (*loc.shape[:-1], units, loc.shape[-1] // units)
+        super().__init__(torch.distributions.Normal(loc.reshape(shape), scale.reshape(shape)), 1, validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return super().log_prob(value.reshape(*value.shape[:-1], self.units, -1))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return super().sample(sample_shape).flatten(-2)
+
+    @property
+    def mode(self) -> Tensor:
+        return self.base_dist.mean.flatten(-2)
+
+
+def _per_unit_ppo() -> type:
+    """Tianshou's PPO keeping the per-unit old log-probabilities ``[N, units]`` (its own code flattens them)."""
+    from tianshou.algorithm import PPO
+
+    class PerUnitPPO(PPO):
+        def _preprocess_batch(self, batch: Any, buffer: Any, indices: np.ndarray) -> Any:
+            from tianshou.data import to_torch_as
+
+            batch = self._add_returns_and_advantages(batch, buffer, indices)
+            batch.act = to_torch_as(batch.act, batch.v_s)
+            with torch.no_grad():
+                logp = [
+                    self.policy(mb).dist.log_prob(mb.act)
+                    for mb in batch.split(self.max_batchsize, shuffle=False, merge_last=True)
+                ]
+            batch.logp_old = torch.cat(logp, dim=0).reshape(len(batch), -1)
+            return batch
+
+    return PerUnitPPO
 
 
 def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device) -> Any:
@@ -346,16 +392,22 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
     if s.algorithm == "ppo":
         actor = FactorisedActor(encoder(False), a_unit, s.hidden, s.init_log_std)
         critic = PooledCritic(encoder(s.central_critic), s.hidden)
+        per_unit = s.ppo_ratio == "per_unit" and group.units > 1
+        units = group.units
+
+        def per_unit_dist(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:
+            return _PerUnitNormal(*loc_scale, units)
+
         policy = ProbabilisticActorPolicy(
             actor=actor,
-            dist_fn=_dist_fn,
+            dist_fn=per_unit_dist if per_unit else _dist_fn,
             deterministic_eval=True,
             action_space=gym.spaces.Box(low, -low, dtype=np.float32),
             observation_space=obs_space,
             action_scaling=False,
             action_bound_method=None,
         )
-        algo = PPO(
+        algo = (_per_unit_ppo() if per_unit else PPO)(
             policy=policy,
             critic=critic,
             optim=AdamOptimizerFactory(lr=s.lr),

@@ -100,11 +100,32 @@ class TrainConfig(Config):
     iterations: int = param(60, "Training iterations.", ge=0)
     hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of actor and critic.", ge=1)
     lr: float = param(3e-3, "Adam learning rate.", gt=0.0)
+    lr_schedule: str = param(
+        "constant",
+        "Learning rate over the run: constant, or linear from lr down to lr * lr_end over the iterations "
+        "(a policy then stops moving by the end; its accuracy still has to be measured).",
+        choices=("constant", "linear"),
+    )
+    lr_end: float = param(0.0, "lr_schedule = linear: final learning rate as a fraction of lr.", ge=0.0, le=1.0)
+    std_end: float | None = param(
+        None,
+        "PPO: None learns the Gaussian policy's standard deviation; a value fixes it on a schedule, log-linear from "
+        "exp(init_log_std) down to std_end over the iterations. Exploration noise biases the evaluated (mean) "
+        "policy towards what is best under the noise; shrinking it removes that bias.",
+        gt=0.0,
+    )
     gamma: float = param(0.98, "Discount factor of the learners (= beta by default).", gt=0.0, le=1.0)
     gae_lambda: float = param(0.95, "GAE lambda (PPO).", ge=0.0, le=1.0)
     epochs: int = param(4, "PPO passes over each rollout.", ge=1)
     minibatch: int = param(4096, "Minibatch size (PPO) or sampled batch size (SAC/DQN).", ge=1)
     ent_coef: float = param(0.0, "PPO entropy bonus.", ge=0.0)
+    ppo_ratio: str = param(
+        "per_unit",
+        "PPO, slots acting for several units (the planner's households): per_unit clips each unit's probability "
+        "ratio against the slot's advantage (as MAPPO does for agents sharing a team reward); joint clips the "
+        "product of the units' ratios, which holds every unit to about eps_clip / units per update.",
+        choices=("per_unit", "joint"),
+    )
     eps_clip: float = param(0.2, "PPO clip range.", gt=0.0)
     init_log_std: float = param(0.0, "Initial log standard deviation of Gaussian policies (raw action units).")
     updates_per_step: int = param(4, "SAC/DQN gradient steps per collected period.", ge=1)
@@ -187,6 +208,7 @@ class TrainConfig(Config):
             n_step=self.n_step,
             buffer_size=self.buffer_size,
             target_update_freq=self.target_update_freq,
+            ppo_ratio=self.ppo_ratio,
         )
 
 
@@ -303,9 +325,43 @@ class Trainer:
                 raise diverged from exc
             raise
 
+    def learning_rate(self) -> float:
+        """The learning rate of the next iteration (a function of the iterations done, so resumes repeat it)."""
+        c = self.cfg
+        if c.lr_schedule == "constant":
+            return c.lr
+        frac = min(1.0, self.iteration_done / max(1, c.iterations))
+        return c.lr * (1.0 - (1.0 - c.lr_end) * frac)
+
+    def exploration_log_std(self) -> float:
+        """PPO with ``std_end``: the log standard deviation of the next iteration's Gaussian policy."""
+        c = self.cfg
+        assert c.std_end is not None
+        frac = min(1.0, self.iteration_done / max(1, c.iterations))
+        return c.init_log_std + (math.log(c.std_end) - c.init_log_std) * frac
+
+    def _set_log_std(self, value: float) -> None:
+        for lrn in self.learners.values():
+            for algo in lrn.algorithms:
+                log_std = algo.policy.actor.log_std
+                log_std.requires_grad_(False)
+                log_std.fill_(value)
+
+    def _set_learning_rate(self, lr: float) -> None:
+        for lrn in self.learners.values():
+            for algo in lrn.algorithms:
+                for opt in algo._optimizers:  # Tianshou 2.0.1: Algorithm.Optimizer wraps the torch optimizer
+                    for group in opt._optim.param_groups:
+                        group["lr"] = lr
+
     def _iteration(self) -> dict[str, float]:
         cfg = self.cfg
         t0 = time.perf_counter()
+        lr_now = self.learning_rate()
+        if cfg.lr_schedule != "constant":
+            self._set_learning_rate(lr_now)
+        if cfg.std_end is not None and cfg.algorithm == "ppo":
+            self._set_log_std(self.exploration_log_std())
         off_policy = cfg.algorithm in ("sac", "dqn")
         eps = self._epsilon() if cfg.algorithm == "dqn" else 0.0
         if off_policy and self.buffers is None:
@@ -410,6 +466,10 @@ class Trainer:
         self.check_finite(losses, checked)
         if cfg.algorithm == "dqn":
             row["epsilon"] = eps
+        if cfg.lr_schedule != "constant":
+            row["lr"] = lr_now
+        if cfg.std_end is not None and cfg.algorithm == "ppo":
+            row["policy_std"] = math.exp(self.exploration_log_std())
         self.iteration_done += 1
         self.env_steps += cfg.rollout_len * cfg.n_economies
         self.train_wall_s += time.perf_counter() - t0

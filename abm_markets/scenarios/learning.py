@@ -49,6 +49,17 @@ class LearningScenarioConfig(Config):
     train_iterations: int = param(60, "Training iterations per economy.", ge=1)
     rollout_len: int = param(64, "Periods per iteration.", ge=1)
     train_lr: float = param(3e-3, "Learning rate.", gt=0.0)
+    lr_schedule: str = param(
+        "constant",
+        "Learning rate: constant, or linear down to zero over train_iterations.",
+        choices=("constant", "linear"),
+    )
+    std_end: float | None = param(
+        None,
+        "PPO exploration noise: None = learned; a value = log-linear from 1 down to it over train_iterations.",
+        gt=0.0,
+    )
+    train_minibatch: int = param(4096, "PPO minibatch (SAC/DQN use 256).", ge=1)
     init_shift: float = param(0.7, "Initial policy shift from the steady-state action (log units).")
     max_wall_s: float = param(150.0, "Wall-time cap per trained economy (seconds).", gt=0.0)
     eval_every: int = param(5, "Evaluate every this many iterations.", ge=1)
@@ -82,6 +93,9 @@ class LearningScenarioConfig(Config):
             "iterations": self.train_iterations,
             "rollout_len": self.rollout_len,
             "lr": self.train_lr,
+            "lr_schedule": self.lr_schedule,
+            "std_end": self.std_end,
+            "minibatch": self.train_minibatch,
             "gamma": self.beta,
             "init_shift": self.init_shift,
             "max_wall_s": self.max_wall_s,
@@ -102,6 +116,20 @@ class ScalingScenarioConfig(LearningScenarioConfig):
     cases: tuple[str, ...] = param(
         (), "Cases N^h x N^c to run instead of the two lists (e.g. 100x1, 2x2); empty = the lists."
     )
+    train_economies: int = param(1024, "Economies stepped in parallel during training.", ge=1)
+    train_iterations: int = param(100, "Training iterations per case (at most).", ge=1)
+    train_minibatch: int = param(16384, "PPO minibatch (SAC/DQN use 256).", ge=1)
+    lr_schedule: str = param(
+        "linear",
+        "Learning rate: constant, or linear down to zero over train_iterations.",
+        choices=("constant", "linear"),
+    )
+    std_end: float | None = param(
+        0.2,
+        "PPO exploration noise: None = learned; a value = log-linear from 1 down to it over train_iterations.",
+        gt=0.0,
+    )
+    max_wall_s: float = param(300.0, "Wall-time cap per case (seconds of training).", gt=0.0)
 
     def validate(self) -> None:
         super().validate()

@@ -1,0 +1,127 @@
+"""Training schedules and the planner's per-household PPO ratio.
+
+* ``lr_schedule = "linear"`` and ``std_end``: the learning rate and the exploration noise follow their stated
+  schedules, are functions of the iterations done (so a resumed run repeats a straight one bit for bit), and the
+  noise is not learned while it is scheduled.
+* ``ppo_ratio = "per_unit"``: a slot that acts for several households gets one probability ratio per household;
+  the joint log-probability is their sum, and per-household clipping lets a 4-household planner move its
+  policy several times further per update than the joint ratio does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.engine.investment import InvestmentEconomy
+from abm_markets.learn import sources as src
+from abm_markets.learn.glue import _PerUnitNormal
+from abm_markets.learn.train import TrainConfig, Trainer, train
+from abm_markets.runs import RunContext
+
+
+def _params(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for lrn in trainer.learners.values() for p in lrn.algorithms.parameters()]
+
+
+def test_linear_learning_rate_and_noise_schedules() -> None:
+    eco = InvestmentEconomy(InvestmentConfig())
+    cfg = TrainConfig(
+        n_economies=8,
+        rollout_len=4,
+        iterations=4,
+        minibatch=32,
+        checkpoint_every=0,
+        lr=1e-2,
+        lr_schedule="linear",
+        lr_end=0.1,
+        init_log_std=0.0,
+        std_end=0.1,
+    )
+    tr = Trainer(eco, cfg, seed=0)
+    rows = train(tr)
+    assert [r["lr"] for r in rows] == pytest.approx([1e-2 * (1 - 0.9 * i / 4) for i in range(4)])
+    assert [r["policy_std"] for r in rows] == pytest.approx([0.1 ** (i / 4) for i in range(4)])
+    actor = tr.learners["planner"].algorithms[0].policy.actor
+    assert not actor.log_std.requires_grad
+    assert float(actor.log_std[0]) == pytest.approx(math.log(0.1) * 3 / 4)  # the last iteration's value
+    opt = tr.learners["planner"].algorithms[0]._optimizers[0]._optim
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2 * (1 - 0.9 * 3 / 4))
+    # the default leaves both alone: constant rate, learned noise
+    plain = Trainer(eco, TrainConfig(n_economies=8, rollout_len=4, iterations=1, minibatch=32), seed=0)
+    row = train(plain)[-1]
+    assert "lr" not in row and "policy_std" not in row
+    assert plain.learners["planner"].algorithms[0].policy.actor.log_std.requires_grad
+
+
+def test_scheduled_run_resumes_bit_for_bit(tmp_path) -> None:
+    eco = InvestmentEconomy(InvestmentConfig(n_households=2))
+    cfg = TrainConfig(
+        n_economies=16,
+        rollout_len=8,
+        iterations=4,
+        minibatch=64,
+        checkpoint_every=2,
+        lr_schedule="linear",
+        std_end=0.2,
+    )
+    straight = Trainer(eco, cfg, seed=3)
+    train(straight)
+    ctx = RunContext(out=tmp_path, seed=3, device=torch.device("cpu"), progress_enabled=False)
+    # an interrupted run (stopped after 2 of its 4 iterations; a run resumed with more iterations stretches the
+    # schedules over the new total instead)
+    train(Trainer(eco, cfg, seed=3), ctx, evaluate=lambda t: {}, eval_every=1, stop=lambda rows: len(rows) >= 2)
+    assert (tmp_path / "checkpoints" / "iter000002.pt").exists()
+    ctx2 = RunContext(out=tmp_path, seed=3, device=torch.device("cpu"), resume=True, progress_enabled=False)
+    resumed = Trainer(eco, cfg, seed=3)
+    rows = train(resumed, ctx2)
+    assert [r["iteration"] for r in rows] == [3, 4]
+    assert all(torch.equal(a, b) for a, b in zip(_params(straight), _params(resumed), strict=True))
+
+
+def test_per_unit_distribution_sums_to_the_joint_one() -> None:
+    g = torch.Generator().manual_seed(0)
+    loc, scale = torch.randn(5, 8, generator=g), torch.rand(5, 8, generator=g) + 0.1
+    act = torch.randn(5, 8, generator=g)
+    per_unit = _PerUnitNormal(loc, scale, units=4)
+    joint = torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+    assert per_unit.log_prob(act).shape == (5, 4)
+    assert torch.allclose(per_unit.log_prob(act).sum(-1), joint.log_prob(act))
+    assert torch.allclose(per_unit.entropy().sum(-1), joint.entropy())
+    assert per_unit.sample().shape == (5, 8)
+
+
+def _mean_shift(ratio: str, households: int) -> float:
+    """Mean |change| of a planner's policy mean (raw units) after 3 PPO iterations."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=households))
+    cfg = TrainConfig(
+        n_economies=64, rollout_len=16, iterations=3, minibatch=256, checkpoint_every=0, init_shift=0.7, ppo_ratio=ratio
+    )
+    tr = Trainer(eco, cfg, seed=1)
+    state = eco.initial_state(32, torch.Generator().manual_seed(2))
+    lrn = tr.learners["planner"]
+    before = lrn.act_stored(lrn.stored_obs(state), explore=False, generator=None)[1]
+    train(tr)
+    after = lrn.act_stored(lrn.stored_obs(state), explore=False, generator=None)[1]
+    return float((after - before).abs().mean())
+
+
+def test_per_unit_ratio_lets_a_planner_for_many_households_move() -> None:
+    """The joint ratio of 10 households' actions is clipped as one: each household's mean moves much less."""
+    joint, per_unit = _mean_shift("joint", 10), _mean_shift("per_unit", 10)
+    assert per_unit > 2.0 * joint, (per_unit, joint)
+
+
+def test_per_unit_ratio_is_the_joint_one_for_a_single_household() -> None:
+    eco = InvestmentEconomy(InvestmentConfig())
+    rows = {}
+    for ratio in ("joint", "per_unit"):
+        cfg = TrainConfig(n_economies=16, rollout_len=8, iterations=2, minibatch=64, ppo_ratio=ratio)
+        tr = Trainer(eco, cfg, seed=4)
+        rows[ratio] = (train(tr)[-1]["mean_reward_planner"], _params(tr))
+    assert rows["joint"][0] == rows["per_unit"][0]
+    assert all(torch.equal(a, b) for a, b in zip(rows["joint"][1], rows["per_unit"][1], strict=True))
+    assert src.steady_state_share(eco) > 0
