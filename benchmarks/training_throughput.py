@@ -10,9 +10,14 @@ Measures, in the same run:
    (economy, household) streams per iteration (every household of every economy still acts and is simulated),
    against the bare engine stepping the same economies;
 3. wall time and environment steps until PPO's planner (one household, one good) is within 1% CE of the DP
-   policy on a fixed evaluation path, starting from twice the steady-state saving share (``init_shift = 0.7``).
+   policy on a fixed evaluation path, starting from twice the steady-state saving share (``init_shift = 0.7``);
+4. time to a stated accuracy for N^h in {1, 10, 100, 1000}: the PPO planner with the investment-scaling settings
+   (difference credit, 256 / N^h economies but at least 64, at most 1600 household streams in each update),
+   started at twice the steady-state share (long-run K / K_ss = 1.43), evaluated every 5 iterations; the
+   accuracy is a long-run K / K_ss within 2% of 1 on a fixed evaluation path (16 economies x 400 periods);
+   agent steps per second of that training against the bare engine stepping the same economies.
 
-Usage: ``python benchmarks/training_throughput.py [--quick]``.
+Usage: ``python benchmarks/training_throughput.py [--quick] [--accuracy-only]``.
 """
 
 from __future__ import annotations
@@ -85,11 +90,77 @@ def time_to_gap(max_iterations: int, batch: int) -> dict[str, float]:
     return {"initial_gap_pct": g0, "gap_pct": gap(), "env_steps": float("nan"), "train_wall_s": float("nan")}
 
 
+def time_to_accuracy(h: int, max_iterations: int, max_wall_s: float) -> dict[str, float]:
+    """Train the planner for ``h`` households until long-run K / K_ss is within 2% of 1 (or the caps)."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=h))
+    path = ev.make_eval_path(eco, 16, 400, torch.Generator().manual_seed(1))
+    b = max(64, 256 // h)
+    cfg = TrainConfig(
+        n_economies=b,
+        rollout_len=64,
+        iterations=60,
+        minibatch=4096,
+        init_shift=0.7,
+        lr_schedule="linear",
+        init_log_std=-1.2,
+        std_end=0.1,
+        k_spread_common=0.3,
+        vf_coef=8.0,
+        credit="difference",
+        update_streams=max(1, 1600 // h),
+        checkpoint_every=0,
+    )
+    tr = Trainer(eco, cfg, seed=0)
+    k0 = ev.welfare(eco, path, tr.decide())["mean_capital_ratio"]
+    k = k0
+    reached = float("nan")
+    for it in range(min(max_iterations, cfg.iterations)):
+        tr.iteration()
+        if (it + 1) % 5 == 0:
+            k = ev.welfare(eco, path, tr.decide())["mean_capital_ratio"]
+            if abs(k - 1.0) <= 0.02:
+                reached = tr.train_wall_s
+                break
+        if tr.train_wall_s > max_wall_s:
+            break
+    engine = engine_rate(eco, b, 64 * 2) * h
+    return {
+        "households": h,
+        "economies": b,
+        "k_start": k0,
+        "k_end": k,
+        "train_wall_s_to_accuracy": reached,
+        "agent_steps": tr.agent_steps,
+        "agent_steps_per_s": tr.agent_steps / tr.train_wall_s,
+        "engine_agent_steps_per_s": engine,
+    }
+
+
+def print_accuracy(quick: bool) -> None:
+    print("\ntime to |K / K_ss - 1| <= 2% (PPO planner, difference credit, start K / K_ss = 1.43)")
+    print(
+        f"{'N^h':>5} {'B':>4} {'K start':>8} {'K end':>7} {'train s to 2%':>14} {'agent-steps':>12} "
+        f"{'PPO agent-steps/s':>18} {'engine agent-steps/s':>21} {'ratio':>7}"
+    )
+    for h in (1, 10, 100, 1000):
+        r = time_to_accuracy(h, 10 if quick else 60, 60.0 if quick else 600.0)
+        print(
+            f"{h:>5} {r['economies']:>4} {r['k_start']:>8.3f} {r['k_end']:>7.3f} "
+            f"{r['train_wall_s_to_accuracy']:>14.1f} "
+            f"{r['agent_steps']:>12,} {r['agent_steps_per_s']:>18,.0f} {r['engine_agent_steps_per_s']:>21,.0f} "
+            f"{r['engine_agent_steps_per_s'] / r['agent_steps_per_s']:>6.1f}x"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    ap.add_argument("--accuracy-only", action="store_true", help="only the time-to-accuracy table")
     args = ap.parse_args()
     torch.set_num_threads(1)  # what the trainer uses (TrainConfig.torch_threads); the engine baseline likewise
+    if args.accuracy_only:
+        print_accuracy(args.quick)
+        return
     iters = 2 if args.quick else 5
     batch = 256
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, B = {batch}, rollout 64")
@@ -113,6 +184,7 @@ def main() -> None:
         f"initial gap {res['initial_gap_pct']:.2f}%, reached {res['gap_pct']:.3f}% after "
         f"{res['env_steps']:,.0f} env steps, {res['train_wall_s']:.1f} s of training"
     )
+    print_accuracy(args.quick)
 
 
 if __name__ == "__main__":

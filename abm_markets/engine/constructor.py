@@ -808,9 +808,13 @@ class DeclaredEconomy(BatchedEconomy):
         values["t"] = torch.zeros(b, dtype=torch.long, device=self.device)
         return self.state_type(**values)
 
-    def training_state(self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0) -> Any:
+    def training_state(
+        self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0, common: float = 0.0
+    ) -> Any:
         """:meth:`initial_state` with each state scaled by ``1 + spread (2u - 1)``, ``u`` uniform (one more
-        ``torch.rand`` call)."""
+        ``torch.rand`` call); ``common`` is not supported (declared states have no common factor yet)."""
+        if common:
+            raise ValueError("declared economies draw no common factor in training states; use k_spread_common = 0")
         s = self.initial_state(batch_size, generator)
         states = self.declaration.states
         width = sum(self.sizes[st.over] for st in states)

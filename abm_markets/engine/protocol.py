@@ -279,8 +279,11 @@ class BatchedEconomy:
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ defaults
-    def training_state(self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0) -> Any:
-        """Initial states for training; by default :meth:`initial_state` (``spread`` is economy-specific)."""
+    def training_state(
+        self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0, common: float = 0.0
+    ) -> Any:
+        """Initial states for training; by default :meth:`initial_state` (``spread``, the spread of each agent's
+        states, and ``common``, the spread of a factor shared by all agents of an economy, are economy-specific)."""
         return self.initial_state(batch_size, generator)
 
     def agent_names(self, group: str) -> list[str]:

@@ -151,7 +151,7 @@ def train_planner(
     decide = trainer.decide()
     summary: dict[str, Any] = {
         "train_env_steps": trainer.env_steps,
-        "train_agent_steps": trainer.env_steps * sum(g.n_slots for g in trainer.groups),
+        "train_agent_steps": trainer.agent_steps,
         "train_wall_s": trainer.train_wall_s,
         "train_iterations": trainer.iteration_done,
         "train_and_eval_wall_s": time.perf_counter() - t0,

@@ -319,6 +319,8 @@ class LearnerSettings:
     max_grad_norm: float = 0.5
     n_step: int = 1
     ppo_ratio: str = "joint"
+    credit: str = "team"
+    vf_coef: float = 0.5
 
 
 def _dist_fn(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:
@@ -351,14 +353,23 @@ class _PerUnitNormal(torch.distributions.Independent):
 
 
 def _per_unit_ppo() -> type:
-    """Tianshou's PPO keeping the per-unit old log-probabilities ``[N, units]`` (its own code flattens them)."""
+    """Tianshou's PPO with one probability ratio per unit (its own code flattens the old log-probabilities).
+
+    With ``unit_adv`` set (an array ``[buffer rows, units]`` in buffer order) before an update, each unit's ratio
+    is weighted by its own advantage instead of the slot's (the difference-reward credit of
+    :meth:`GroupLearner.difference_advantages`); the critic is trained on the slot's returns either way.
+    """
     from tianshou.algorithm import PPO
+    from tianshou.algorithm.modelfree.a2c import A2CTrainingStats
+    from tianshou.data import SequenceSummaryStats, to_torch_as
 
     class PerUnitPPO(PPO):
-        def _preprocess_batch(self, batch: Any, buffer: Any, indices: np.ndarray) -> Any:
-            from tianshou.data import to_torch_as
+        unit_adv: np.ndarray | None = None
 
+        def _preprocess_batch(self, batch: Any, buffer: Any, indices: np.ndarray) -> Any:
             batch = self._add_returns_and_advantages(batch, buffer, indices)
+            if self.unit_adv is not None:
+                batch.adv = to_torch_as(self.unit_adv[indices], batch.v_s)
             batch.act = to_torch_as(batch.act, batch.v_s)
             with torch.no_grad():
                 logp = [
@@ -367,6 +378,38 @@ def _per_unit_ppo() -> type:
                 ]
             batch.logp_old = torch.cat(logp, dim=0).reshape(len(batch), -1)
             return batch
+
+        def _update_with_batch(self, batch: Any, batch_size: int | None, repeat: int) -> Any:
+            if batch.adv.ndim == 1:
+                return super()._update_with_batch(batch, batch_size, repeat)
+            losses, clip_losses, vf_losses, ent_losses = [], [], [], []
+            steps = 0
+            for _ in range(repeat):
+                for mb in batch.split(batch_size or -1, merge_last=True):
+                    steps += 1
+                    adv = mb.adv  # [mb, units]
+                    if self.advantage_normalization:
+                        adv = (adv - adv.mean()) / (adv.std() + self._eps)
+                    dist = self.policy(mb).dist
+                    ratios = (dist.log_prob(mb.act) - mb.logp_old).exp().float()
+                    surr1 = ratios * adv
+                    surr2 = ratios.clamp(1.0 - self.eps_clip, 1.0 + self.eps_clip) * adv
+                    clip_loss = -torch.min(surr1, surr2).mean()
+                    vf_loss = (mb.returns - self.critic(mb.obs).flatten()).pow(2).mean()
+                    ent_loss = dist.entropy().mean()
+                    loss = clip_loss + self.vf_coef * vf_loss - self.ent_coef * ent_loss
+                    self.optim.step(loss)
+                    clip_losses.append(clip_loss.item())
+                    vf_losses.append(vf_loss.item())
+                    ent_losses.append(ent_loss.item())
+                    losses.append(loss.item())
+            return A2CTrainingStats(
+                loss=SequenceSummaryStats.from_sequence(losses),
+                actor_loss=SequenceSummaryStats.from_sequence(clip_losses),
+                vf_loss=SequenceSummaryStats.from_sequence(vf_losses),
+                ent_loss=SequenceSummaryStats.from_sequence(ent_losses),
+                gradient_steps=steps,
+            )
 
     return PerUnitPPO
 
@@ -392,7 +435,7 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
     if s.algorithm == "ppo":
         actor = FactorisedActor(encoder(False), a_unit, s.hidden, s.init_log_std)
         critic = PooledCritic(encoder(s.central_critic), s.hidden)
-        per_unit = s.ppo_ratio == "per_unit" and group.units > 1
+        per_unit = (s.ppo_ratio == "per_unit" and group.units > 1) or s.credit == "difference"
         units = group.units
 
         def per_unit_dist(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:
@@ -412,7 +455,7 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
             critic=critic,
             optim=AdamOptimizerFactory(lr=s.lr),
             eps_clip=s.eps_clip,
-            vf_coef=0.5,
+            vf_coef=s.vf_coef,
             ent_coef=s.ent_coef,
             max_grad_norm=s.max_grad_norm,
             gae_lambda=s.gae_lambda,
@@ -591,6 +634,30 @@ class GroupLearner:
         """Raw actions ``[B, n, A]`` for a state (deterministic unless ``explore``)."""
         return self.act_stored(self.stored_obs(state), explore=explore, generator=generator)[1]
 
+    def state_value(self, obs: Tensor) -> Tensor:
+        """The critic's value of stored observations ``obs [B, n, D]`` in scaled-reward units, ``[B, n]`` (PPO).
+
+        Tianshou's critic predicts returns divided by its running return scale; this multiplies it back, as
+        Tianshou's own advantage computation does.
+        """
+        vals = []
+        for algo, sl in self._slot_groups():
+            o = obs[:, sl]
+            v = algo.critic(o.reshape(-1, o.shape[-1])).reshape(o.shape[0], o.shape[1])
+            if algo.return_scaling:
+                v = v * float(np.sqrt(algo.ret_rms.var + algo._eps))
+            vals.append(v)
+        return torch.cat(vals, 1)
+
+    def policy_mean(self, obs: Tensor) -> Tensor:
+        """Mean raw action of the Gaussian policies for stored observations ``obs [B, n, D]``: ``[B, n, A]``."""
+        out = []
+        for algo, sl in self._slot_groups():
+            o = obs[:, sl]
+            (loc, _), _ = algo.policy.actor(o.reshape(-1, o.shape[-1]))
+            out.append(loc.reshape(o.shape[0], o.shape[1], -1))
+        return torch.cat(out, 1)
+
     # ------------------------------------------------------------------------------------------- updates
     def update_on_policy(
         self,
@@ -604,6 +671,7 @@ class GroupLearner:
         epochs: int,
         generator: torch.Generator,
         max_streams: int | None = None,
+        unit_adv: Tensor | None = None,
     ) -> dict[str, float]:
         """PPO update on a rollout ``obs [T, B, n, D]``, ``act [T, B, n, A]``, ``rew [T, B, n]``, ``done [T, B]``.
 
@@ -613,6 +681,7 @@ class GroupLearner:
         With ``max_streams`` an algorithm is updated on at most that many streams drawn at random (without
         replacement, from ``generator``): with a shared policy the update's cost then no longer grows with the
         number of agents, while every agent of every economy still acts and is simulated.
+        ``unit_adv [T, B, n, units]`` replaces the slot's advantage by one advantage per unit (difference rewards).
         """
         from tianshou.data import ReplayBuffer
         from tianshou.utils.torch_utils import policy_within_training_step
@@ -645,8 +714,14 @@ class GroupLearner:
                 done=stream_major(trunc),
                 obs_next=stream_major(obs_next),
             )
-            with seeded(generator), policy_within_training_step(algo.policy):
-                res = algo.update(buf, batch_size=batch_size, repeat=epochs)
+            if unit_adv is not None:
+                algo.unit_adv = stream_major(unit_adv).reshape(n_rows, -1)
+            try:
+                with seeded(generator), policy_within_training_step(algo.policy):
+                    res = algo.update(buf, batch_size=batch_size, repeat=epochs)
+            finally:
+                if unit_adv is not None:
+                    algo.unit_adv = None
             for k, v in res.get_loss_stats_dict().items():
                 stats.setdefault(k, []).append(float(v))
         out = {k: float(np.mean(v)) for k, v in stats.items()}

@@ -97,6 +97,13 @@ class TrainConfig(Config):
         ge=0.0,
         lt=1.0,
     )
+    k_spread_common: float = param(
+        0.0,
+        "Spread of a factor common to all agents of a training economy at resets (investment: capital times "
+        "1 + k_spread_common (2v - 1)); 0 = none.",
+        ge=0.0,
+        lt=1.0,
+    )
     iterations: int = param(60, "Training iterations.", ge=0)
     hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of actor and critic.", ge=1)
     lr: float = param(3e-3, "Adam learning rate.", gt=0.0)
@@ -119,6 +126,7 @@ class TrainConfig(Config):
     epochs: int = param(4, "PPO passes over each rollout.", ge=1)
     minibatch: int = param(4096, "Minibatch size (PPO) or sampled batch size (SAC/DQN).", ge=1)
     ent_coef: float = param(0.0, "PPO entropy bonus.", ge=0.0)
+    vf_coef: float = param(0.5, "PPO weight of the critic's loss in the shared actor-critic loss.", gt=0.0)
     ppo_ratio: str = param(
         "per_unit",
         "PPO, slots acting for several units (the planner's households): per_unit clips each unit's probability "
@@ -127,6 +135,15 @@ class TrainConfig(Config):
         choices=("per_unit", "joint"),
     )
     eps_clip: float = param(0.2, "PPO clip range.", gt=0.0)
+    credit: str = param(
+        "team",
+        "PPO: team weights every unit's ratio by the slot's GAE advantage; difference gives each unit of a slot "
+        "(each of a planner's households) its own advantage, the first-order difference reward "
+        "dG/da_i (a_i - mean_i) of the rollout's discounted return plus the critic's value at its end, "
+        "differentiated through the economy's step replayed with the same shocks, so the other units' "
+        "exploration noise no longer enters a unit's advantage (needs a differentiable economy).",
+        choices=("team", "difference"),
+    )
     init_log_std: float = param(0.0, "Initial log standard deviation of Gaussian policies (raw action units).")
     updates_per_step: int = param(4, "SAC/DQN gradient steps per collected period.", ge=1)
     sac_alpha: float = param(0.005, "SAC entropy coefficient.", ge=0.0)
@@ -171,6 +188,8 @@ class TrainConfig(Config):
     def validate(self) -> None:
         if not self.groups:
             raise ConfigError("TrainConfig.groups = () is invalid; expected at least one group")
+        if self.credit == "difference" and self.algorithm != "ppo":
+            raise ConfigError(f"TrainConfig.credit = 'difference' needs algorithm = 'ppo', not {self.algorithm!r}")
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"TrainConfig.groups = {self.groups!r} names a group twice")
 
@@ -209,6 +228,8 @@ class TrainConfig(Config):
             buffer_size=self.buffer_size,
             target_update_freq=self.target_update_freq,
             ppo_ratio=self.ppo_ratio,
+            credit=self.credit,
+            vf_coef=self.vf_coef,
         )
 
 
@@ -278,6 +299,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ helpers
     def _reset_state(self, n: int) -> Any:
+        if self.cfg.k_spread_common:
+            return self.economy.training_state(n, self.env_gen, self.cfg.k_spread, common=self.cfg.k_spread_common)
         return self.economy.training_state(n, self.env_gen, self.cfg.k_spread)
 
     def _epsilon(self) -> float:
@@ -324,6 +347,12 @@ class Trainer:
             except TrainingDiverged as diverged:
                 raise diverged from exc
             raise
+
+    @property
+    def agent_steps(self) -> int:
+        """Decisions taken so far: periods x economies x the agents the learning groups decide for (a planner slot
+        counts its households)."""
+        return self.env_steps * sum(g.n_slots * g.units for g in self.groups)
 
     def learning_rate(self) -> float:
         """The learning rate of the next iteration (a function of the iterations done, so resumes repeat it)."""
@@ -382,6 +411,8 @@ class Trainer:
         live = self._live
         live["rec"] = {n: {"observations": r["obs"], "rewards": r["rew"]} for n, r in rec.items()}
         state = self.state
+        diff = cfg.credit == "difference"
+        replay: dict[str, list[Any]] = {"state": [], "gen": [], "raws": []}
         for _ in range(cfg.rollout_len):
             if cfg.eps_schedule == "exp" and cfg.algorithm == "dqn":
                 eps = self._epsilon()
@@ -389,6 +420,10 @@ class Trainer:
             for name, lrn in self.learners.items():
                 obs[name] = lrn.stored_obs(state)
                 acts[name], raws[name] = lrn.act_stored(obs[name], explore=True, generator=self.agent_gen, epsilon=eps)
+            if diff:
+                replay["state"].append(state)
+                replay["gen"].append(self.env_gen.get_state())
+                replay["raws"].append(raws)
             nxt, out = self.economy.step(state, self.actions(state, raws), self.env_gen)
             self.episode_t += 1
             self.period += 1
@@ -455,6 +490,7 @@ class Trainer:
                     epochs=cfg.epochs,
                     generator=self.update_gen,
                     max_streams=cfg.update_streams,
+                    unit_adv=self._difference_advantages(name, replay, dones) if diff else None,
                 )
                 for k, v in st.items():
                     row[f"{k}_{name}"] = v
@@ -476,11 +512,51 @@ class Trainer:
         row.update(self._rollout_means(logged))
         row["iteration"] = self.iteration_done
         row["env_steps"] = self.env_steps
-        row["agent_steps"] = self.env_steps * sum(g.n_slots for g in self.groups)
+        row["agent_steps"] = self.agent_steps
         row["train_wall_s"] = self.train_wall_s
         return row
 
     # -------------------------------------------------------------------------------------------- guards
+    def _difference_advantages(self, name: str, replay: dict[str, list[Any]], dones: list[Tensor]) -> Tensor:
+        """Per-unit advantages ``[T, B, n, units]`` of group ``name``: ``gamma^-t sum_c dG/da_ict (a_ict - mean_ict)``.
+
+        ``G = sum_t gamma^t r_t + gamma^T V(s_T)`` over the rollout (in scaled-reward units; at a time-limit reset
+        the path ends with ``V`` of the state before the reset), recomputed by replaying the economy's step from the
+        recorded states, every group's recorded raw actions and the recorded generator states (the same shocks),
+        and differentiated with respect to this group's raw actions. ``gamma^-t dG/da_it`` is the effect of unit
+        ``i``'s action at ``t`` on the discounted return from ``t`` on (later actions held at what they were) plus
+        the critic's value where the rollout ends: the first-order difference reward ``G(a) - G(a_-i, mean_i)``
+        of that unit's deviation from its mean action. The other units' exploration noise does not enter it.
+        """
+        lrn = self.learners[name]
+        gamma = self.cfg.gamma
+        gen = torch.Generator(device=self.device)
+        units = lrn.group.units
+        n_t = len(replay["state"])
+        leaves = [raws[name].detach().clone().requires_grad_(True) for raws in replay["raws"]]
+        with torch.enable_grad():
+            state = replay["state"][0]
+            total = torch.zeros((), device=self.device)
+            for t in range(n_t):
+                gen.set_state(replay["gen"][t])
+                raws = {**replay["raws"][t], name: leaves[t]}
+                nxt, outcome = self.economy.step(state, self.actions(state, raws), gen)
+                total = total + gamma**t * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
+                ends = torch.ones_like(dones[t]) if t == n_t - 1 else dones[t]
+                if bool(ends.any()):
+                    v = lrn.state_value(lrn.stored_obs(nxt)).sum(-1)
+                    total = total + gamma ** (t + 1) * (v * ends.to(v.dtype)).sum()
+                if t < n_t - 1:
+                    state = where_state(dones[t], replay["state"][t + 1], nxt)
+            grads = torch.autograd.grad(total, leaves)
+        out = []
+        with torch.no_grad():
+            for t in range(n_t):
+                dev = replay["raws"][t][name] - lrn.policy_mean(lrn.stored_obs(replay["state"][t]))
+                b, n = dev.shape[:2]
+                out.append(gamma**-t * (grads[t] * dev).reshape(b, n, units, -1).sum(-1))
+        return torch.stack(out)
+
     def _checked(self, data: dict[str, dict[str, Tensor]], state: Any) -> list[tuple[bool, str | None, str, Tensor]]:
         """``(is_network, group, description, tensor)`` of every tensor checked, in causal order: the economy's
         state, the rollout's data (observations, rewards), then the networks' parameters and buffers."""

@@ -116,18 +116,38 @@ class ScalingScenarioConfig(LearningScenarioConfig):
     cases: tuple[str, ...] = param(
         (), "Cases N^h x N^c to run instead of the two lists (e.g. 100x1, 2x2); empty = the lists."
     )
-    train_economies: int = param(1024, "Economies stepped in parallel during training.", ge=1)
-    train_iterations: int = param(100, "Training iterations per case (at most).", ge=1)
-    train_minibatch: int = param(16384, "PPO minibatch (SAC/DQN use 256).", ge=1)
+    train_economies: int = param(
+        256,
+        "Economies of the one-household case; a case with N^h N^c decisions uses this / (N^h N^c), at least 64.",
+        ge=1,
+    )
+    train_iterations: int = param(60, "Training iterations per case (at most).", ge=1)
     lr_schedule: str = param(
         "linear",
         "Learning rate: constant, or linear down to zero over train_iterations.",
         choices=("constant", "linear"),
     )
     std_end: float | None = param(
-        0.2,
-        "PPO exploration noise: None = learned; a value = log-linear from 1 down to it over train_iterations.",
+        0.1,
+        "PPO exploration noise: None = learned; a value = log-linear from exp(init_log_std) down to it.",
         gt=0.0,
+    )
+    init_log_std: float = param(-1.2, "Initial log standard deviation of the Gaussian policy (logit units).")
+    credit: str = param(
+        "difference",
+        "Credit of the planner's households: difference (each household its own first-order difference reward) "
+        "or team (the planner's advantage for all).",
+        choices=("difference", "team"),
+    )
+    vf_coef: float = param(8.0, "PPO weight of the critic's loss (the difference credit leans on the critic).", gt=0.0)
+    k_spread_common: float = param(
+        0.3, "Spread of a common factor of all households' capital at resets.", ge=0.0, lt=1.0
+    )
+    update_household_streams: int = param(
+        1600,
+        "PPO update on at most this many (economy, household) streams per iteration: a case updates on the "
+        "planner streams of max(1, this / (N^h N^c)) of its economies, drawn at random.",
+        ge=1,
     )
     max_wall_s: float = param(300.0, "Wall-time cap per case (seconds of training).", gt=0.0)
 
@@ -150,6 +170,20 @@ class ScalingScenarioConfig(LearningScenarioConfig):
             out.append(("households" if j == 1 else "goods", h, j))
         return out
 
+    def economies(self, h: int, j: int) -> int:
+        """Training economies of a case with ``h`` households and ``j`` goods."""
+        return max(min(64, self.train_economies), self.train_economies // (h * j))
+
+    def train_config(self, **changes: Any) -> Any:
+        base = {
+            "init_log_std": self.init_log_std,
+            "credit": self.credit,
+            "k_spread_common": self.k_spread_common,
+            "vf_coef": self.vf_coef,
+        }
+        base.update(changes)
+        return super().train_config(**base)
+
     def estimated_bytes(self) -> int:
         """The largest case: rollouts (B x T x N^h x N^c, ~32 float64 per slot), evaluation path and steady state."""
         cases = [(h, j) for _, h, j in self.case_list()]
@@ -157,7 +191,7 @@ class ScalingScenarioConfig(LearningScenarioConfig):
         for h, j in cases:
             slots = h * j
             n = slots + j
-            rollout = self.train_economies * self.rollout_len * slots * 32 * 8
+            rollout = self.economies(h, j) * self.rollout_len * slots * 32 * 8
             evaluation = self.eval_paths * self.eval_periods * slots * 16 * 8
             worst = max(worst, 2 * (rollout + evaluation) + n * 8 * (min(n, 200) + 64))
         return worst
@@ -256,7 +290,9 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
         trainer, summ = train_planner(
             eco,
-            cfg.train_config(),
+            cfg.train_config(
+                n_economies=cfg.economies(h, j), update_streams=max(1, cfg.update_household_streams // (h * j))
+            ),
             view,
             seed=ctx.seed + i,
             eval_every=cfg.eval_every,
