@@ -111,7 +111,9 @@ class LearningScenarioConfig(Config):
 class ScalingScenarioConfig(LearningScenarioConfig):
     """Scaling exercises: households with one good, and as many goods as households."""
 
-    households_list: tuple[int, ...] = param((1, 4, 100), "N^h of the one-good exercise (empty = skip).", ge=1)
+    households_list: tuple[int, ...] = param(
+        (1, 2, 4, 100), "N^h of the one-good exercise (empty = skip; N^h = 2 is also compared with DP).", ge=1
+    )
     goods_list: tuple[int, ...] = param((1, 2, 10), "N^c = N^h of the many-goods exercise (empty = skip).", ge=1)
     cases: tuple[str, ...] = param(
         (), "Cases N^h x N^c to run instead of the two lists (e.g. 100x1, 2x2); empty = the lists."
@@ -302,6 +304,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         )
         rule = ev.welfare(eco, path, as_decide(steady_state_share_source(eco)))
         w = ev.welfare(eco, path, trainer.decide())
+        dp = _two_household_dp(econ, eco, path) if (h, j) == (2, 1) else None
         steps = float(settled[0]["env_steps"]) if settled else math.nan
         wall = float(settled[0]["wall_s"]) if settled else math.nan
         ce_vs_rule = ev.ce_gap_pct(
@@ -316,6 +319,14 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 "ce_vs_rule_pct": ce_vs_rule,
                 "env_steps": summ["train_env_steps"],
                 "converged": bool(settled),
+                "capital_ratio_dp": dp["mean_capital_ratio"] * eco.k_ss / k_num if dp else math.nan,
+                "ce_vs_dp_pct": (
+                    ev.ce_gap_pct(
+                        w["welfare"], dp["welfare"], beta=cfg.beta, crra=1.0, periods=path.periods, n_households=h
+                    )
+                    if dp
+                    else math.nan
+                ),
                 "n_goods": j,
                 "k_steady_state_numerical": k_num,
                 "k_steady_state_closed_form": eco.k_ss,
@@ -336,6 +347,22 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.write_table("scaling", table)
     _scaling_plots(ctx, table, ctx.metrics)
     return {"cases": rows, "learner": cfg.learner, "device": str(ctx.device)}
+
+
+def _two_household_dp(econ: Any, eco: Any, path: Any) -> dict[str, float]:
+    """Welfare and long-run ``K / K_ss`` of the DP policy of the two-household planner on the evaluation path
+    (:func:`abm_markets.solvers.planner_two.solve_vfi_two`, 61 capital points per household)."""
+    from abm_markets.learn import evaluate as ev
+    from abm_markets.solvers.planner_two import solve_vfi_two
+
+    sol = solve_vfi_two(econ, n_k=61)
+
+    def decide(state: Any) -> dict[str, Any]:
+        k = state.capital[..., 0]
+        shares = sol.spending_shares(k[:, 0], k[:, 1], state.z_idx[:, 0], state.z_idx[:, 1])
+        return {"households": shares.unsqueeze(-1).to(state.capital.dtype)}
+
+    return ev.welfare(eco, path, decide)
 
 
 def _scaling_plots(ctx: RunContext, table: pl.DataFrame, metrics: list[dict[str, Any]]) -> None:
