@@ -33,6 +33,7 @@ from abm_markets.learn import evaluate as ev
 from abm_markets.learn.experiments import dp_reference
 from abm_markets.learn.sources import steady_state_share_source
 from abm_markets.learn.train import TrainConfig, Trainer
+from abm_markets.scenarios.learning import ScalingScenarioConfig
 
 
 def engine_rate(eco: InvestmentEconomy, batch: int, periods: int) -> float:
@@ -94,22 +95,8 @@ def time_to_accuracy(h: int, max_iterations: int, max_wall_s: float) -> dict[str
     """Train the planner for ``h`` households until long-run K / K_ss is within 2% of 1 (or the caps)."""
     eco = InvestmentEconomy(InvestmentConfig(n_households=h))
     path = ev.make_eval_path(eco, 16, 400, torch.Generator().manual_seed(1))
-    b = max(64, 256 // h)
-    cfg = TrainConfig(
-        n_economies=b,
-        rollout_len=64,
-        iterations=60,
-        minibatch=4096,
-        init_shift=0.7,
-        lr_schedule="linear",
-        init_log_std=-1.2,
-        std_end=0.1,
-        k_spread_common=0.3,
-        vf_coef=8.0,
-        credit="difference",
-        update_streams=max(8, 1600 // h),
-        checkpoint_every=0,
-    )
+    cfg = ScalingScenarioConfig().case_train_config(h, 1)  # the investment-scaling preset's settings
+    b = cfg.n_economies
     tr = Trainer(eco, cfg, seed=0)
     k0 = ev.welfare(eco, path, tr.decide())["mean_capital_ratio"]
     k = k0

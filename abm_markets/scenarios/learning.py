@@ -148,7 +148,7 @@ class ScalingScenarioConfig(LearningScenarioConfig):
     update_household_streams: int = param(
         1600,
         "PPO update on at most this many (economy, household) streams per iteration: a case updates on the "
-        "planner streams of max(1, this / (N^h N^c)) of its economies, drawn at random.",
+        "planner streams of max(8, this / (N^h N^c)) of its economies, drawn at random.",
         ge=1,
     )
     max_wall_s: float = param(300.0, "Wall-time cap per case (seconds of training).", gt=0.0)
@@ -175,6 +175,14 @@ class ScalingScenarioConfig(LearningScenarioConfig):
     def economies(self, h: int, j: int) -> int:
         """Training economies of a case with ``h`` households and ``j`` goods."""
         return max(min(64, self.train_economies), self.train_economies // (h * j))
+
+    def case_train_config(self, h: int, j: int) -> Any:
+        """The training settings of the case with ``h`` households and ``j`` goods: :meth:`economies` economies,
+        the update on the streams of ``update_household_streams / (h j)`` of them, but at least 8 (fewer starve
+        the critic: at N^h = 1000 one economy per update never came within 2% of the steady state)."""
+        return self.train_config(
+            n_economies=self.economies(h, j), update_streams=max(8, self.update_household_streams // (h * j))
+        )
 
     def train_config(self, **changes: Any) -> Any:
         base = {
@@ -292,9 +300,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
         trainer, summ = train_planner(
             eco,
-            cfg.train_config(
-                n_economies=cfg.economies(h, j), update_streams=max(1, cfg.update_household_streams // (h * j))
-            ),
+            cfg.case_train_config(h, j),
             view,
             seed=ctx.seed + i,
             eval_every=cfg.eval_every,
