@@ -357,7 +357,7 @@ def _per_unit_ppo() -> type:
 
     With ``unit_adv`` set (an array ``[buffer rows, units]`` in buffer order) before an update, each unit's ratio
     is weighted by its own advantage instead of the slot's (the difference-reward credit of
-    :meth:`GroupLearner.difference_advantages`); the critic is trained on the slot's returns either way.
+    :meth:`abm_markets.learn.train.Trainer._difference_advantages`); the critic learns the slot's returns either way.
     """
     from tianshou.algorithm import PPO
     from tianshou.algorithm.modelfree.a2c import A2CTrainingStats
