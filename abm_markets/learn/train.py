@@ -354,20 +354,22 @@ class Trainer:
         counts its households)."""
         return self.env_steps * sum(g.n_slots * g.units for g in self.groups)
 
+    def _schedule_progress(self) -> float:
+        """Fraction of the configured iterations done: where the learning-rate and noise schedules stand."""
+        return min(1.0, self.iteration_done / max(1, self.cfg.iterations))
+
     def learning_rate(self) -> float:
         """The learning rate of the next iteration (a function of the iterations done, so resumes repeat it)."""
         c = self.cfg
         if c.lr_schedule == "constant":
             return c.lr
-        frac = min(1.0, self.iteration_done / max(1, c.iterations))
-        return c.lr * (1.0 - (1.0 - c.lr_end) * frac)
+        return c.lr * (1.0 - (1.0 - c.lr_end) * self._schedule_progress())
 
     def exploration_log_std(self) -> float:
         """PPO with ``std_end``: the log standard deviation of the next iteration's Gaussian policy."""
         c = self.cfg
         assert c.std_end is not None
-        frac = min(1.0, self.iteration_done / max(1, c.iterations))
-        return c.init_log_std + (math.log(c.std_end) - c.init_log_std) * frac
+        return c.init_log_std + (math.log(c.std_end) - c.init_log_std) * self._schedule_progress()
 
     def _set_log_std(self, value: float) -> None:
         for lrn in self.learners.values():

@@ -67,6 +67,7 @@ from torch import Tensor
 
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment_groups import steady_state_capital, steady_state_spending_share
+from abm_markets.engine.preferences import crra_utility
 from abm_markets.engine.shocks import persistent_chain
 from abm_markets.errors import ConfigError
 
@@ -108,12 +109,6 @@ def _chain(cfg: InvestmentConfig) -> tuple[Tensor, Tensor]:
     into the values)."""
     chain = persistent_chain(cfg.tfp_values, cfg.tfp_persistence)
     return chain.values.to(_DTYPE) * float(cfg.agg_tfp_values[0]), chain.transition.to(_DTYPE)
-
-
-def _utility(c: Tensor, sigma: float) -> Tensor:
-    if math.isclose(sigma, 1.0):
-        return torch.log(c)
-    return (c.pow(1.0 - sigma) - 1.0) / (1.0 - sigma)
 
 
 def _flows(
@@ -277,7 +272,7 @@ class _Problem:
         """``u(C_1) + u(C_2)`` at states ``idx`` for choices ``K'`` (``-inf`` where some ``C_i <= 0``)."""
         _, _, c1, c2 = _flows(self.k1[idx], self.k2[idx], self.y1[idx], self.y2[idx], kn1, kn2, self.delta, self.phi)
         ok = (c1 > 0) & (c2 > 0)
-        r = _utility(c1.clamp_min(1e-300), self.crra) + _utility(c2.clamp_min(1e-300), self.crra)
+        r = crra_utility(c1, self.crra, 1e-300) + crra_utility(c2, self.crra, 1e-300)
         return torch.where(ok, r, -torch.inf)
 
     def spline(self, v: Tensor) -> _Spline:
@@ -361,7 +356,7 @@ def _grid_search(pb: _Problem, ev: Tensor, chunk_elems: int = 4_000_000) -> tupl
                 c1 = y[s1, sl][:, None, None, None] - 0.5 * phi * tot * inv1
                 c2 = y[s2][None, :, None, None] - 0.5 * phi * tot * inv2
                 ok = (c1 > 0) & (c2 > 0) & feas[sl][:, None, :, None] & feas2
-                r = _utility(c1.clamp_min(1e-300), pb.crra) + _utility(c2.clamp_min(1e-300), pb.crra)
+                r = crra_utility(c1, pb.crra, 1e-300) + crra_utility(c2, pb.crra, 1e-300)
                 cont = ev[s1, s2][cand[sl][:, None, :, None], cand[None, :, None, :]]  # [c, n, w1, w2]
                 obj = torch.where(ok, r + pb.beta * cont, -torch.inf)
                 m, idx = obj.reshape(obj.shape[0], n, width * width).max(-1)
@@ -635,7 +630,7 @@ def solve_vfi_two(
     z2 = torch.arange(pb.s)[None, :, None, None].expand(pb.shape).reshape(-1)
     kn1, kn2 = pb.clamp(*share_rule(cfg)(pb.k1, pb.k2, z1, z2))
     c_ss = k_ss**cfg.alpha - cfg.phi * (cfg.delta * k_ss) ** 2
-    v0 = 2.0 * float(_utility(torch.tensor(c_ss, dtype=_DTYPE), cfg.crra)) / (1.0 - cfg.beta)
+    v0 = 2.0 * float(crra_utility(torch.tensor(c_ss, dtype=_DTYPE), cfg.crra)) / (1.0 - cfg.beta)
     v = _evaluate(pb, kn1, kn2, torch.full(pb.shape, v0, dtype=_DTYPE), 2000, tol)
     res, gain = float("inf"), float("nan")
     j1 = j2 = torch.zeros(pb.shape, dtype=torch.long)
