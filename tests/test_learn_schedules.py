@@ -68,6 +68,10 @@ def test_scheduled_run_resumes_bit_for_bit(tmp_path) -> None:
         checkpoint_every=2,
         lr_schedule="linear",
         std_end=0.2,
+        policy_average=0.3,
+        credit="difference",
+        credit_path="mean",
+        credit_horizon=4,
     )
     straight = Trainer(eco, cfg, seed=3)
     train(straight)
@@ -81,6 +85,41 @@ def test_scheduled_run_resumes_bit_for_bit(tmp_path) -> None:
     rows = train(resumed, ctx2)
     assert [r["iteration"] for r in rows] == [3, 4]
     assert all(torch.equal(a, b) for a, b in zip(_params(straight), _params(resumed), strict=True))
+    assert straight.averaged is not None and resumed.averaged is not None
+    assert all(
+        torch.equal(a, b) for a, b in zip(straight.averaged["planner"], resumed.averaged["planner"], strict=True)
+    )
+
+
+def test_policy_average_deploys_the_moving_average_of_the_actor() -> None:
+    """``policy_average = w``: after each iteration the deployed actor is ``(1 - w) avg + w theta`` (the first
+    iteration's actor to begin with); ``decide`` plays it and leaves the training actor as it was."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=2))
+    cfg = TrainConfig(n_economies=8, rollout_len=8, iterations=3, minibatch=32, policy_average=0.25)
+    tr = Trainer(eco, cfg, seed=1)
+    iterates = []
+    for _ in range(3):
+        tr.iteration()
+        iterates.append([p.detach().clone() for p in tr._actor_params("planner")])
+    expect = [p.clone() for p in iterates[0]]
+    for it in iterates[1:]:
+        expect = [0.75 * e + 0.25 * p for e, p in zip(expect, it, strict=True)]
+    assert tr.averaged is not None
+    assert all(torch.allclose(a, e, atol=1e-7) for a, e in zip(tr.averaged["planner"], expect, strict=True))
+    assert not all(torch.equal(a, p) for a, p in zip(tr.averaged["planner"], iterates[-1], strict=True))
+    state = eco.initial_state(4, torch.Generator().manual_seed(0))
+    played = tr.decide()(state)
+    assert all(torch.equal(p, q) for p, q in zip(tr._actor_params("planner"), iterates[-1], strict=True))
+    last = Trainer(eco, TrainConfig(**{**cfg.to_dict(), "policy_average": 0.0}), seed=1)
+    last.load_state_dict(tr.state_dict())
+    last.averaged = None
+    with torch.no_grad():
+        for p, a in zip(last._actor_params("planner"), tr.averaged["planner"], strict=True):
+            p.copy_(a)
+    assert all(torch.equal(played[k], v) for k, v in last.decide()(state).items())
+    averaged, tr.averaged = tr.averaged, None  # the last iterate plays differently
+    assert not all(torch.equal(played[k], v) for k, v in tr.decide()(state).items())
+    tr.averaged = averaged
 
 
 def test_per_unit_distribution_sums_to_the_joint_one() -> None:
@@ -179,6 +218,73 @@ def test_difference_advantage_is_the_effect_of_one_households_deviation() -> Non
         exact = base - _path_return(tr, replay, moved)
         assert exact != 0.0
         assert float(adv[t, b, 0, i]) * tr.cfg.gamma**t == pytest.approx(exact, rel=0.05)
+
+
+def _mean_path_return(tr: Trainer, replay: dict, held: list[torch.Tensor | None], seed: int, horizon: int) -> float:
+    """The mean path by hand: from the first recorded state with the recorded shocks, the planner plays
+    ``held[t]`` where given and its policy's mean otherwise; then ``horizon`` periods at the policy's mean with
+    shocks from ``seed``, closed by ``gamma^(T + horizon) V``."""
+    lrn, gamma = tr.learners["planner"], tr.cfg.gamma
+    gen = torch.Generator()
+    state, total = replay["state"][0], 0.0
+    with torch.no_grad():
+        for t, raw in enumerate(held):
+            gen.set_state(replay["gen"][t])
+            act = lrn.policy_mean(lrn.stored_obs(state)) if raw is None else raw
+            state, out = tr.economy.step(state, tr.actions(state, {"planner": act}), gen)
+            total += gamma**t * float(lrn.scale_reward(lrn.group.reward(out).double()).sum())
+        gen.manual_seed(seed)
+        for h in range(horizon):
+            act = lrn.policy_mean(lrn.stored_obs(state))
+            state, out = tr.economy.step(state, tr.actions(state, {"planner": act}), gen)
+            total += gamma ** (len(held) + h) * float(lrn.scale_reward(lrn.group.reward(out).double()).sum())
+        total += gamma ** (len(held) + horizon) * float(lrn.state_value(lrn.stored_obs(state)).double().sum())
+    return total
+
+
+def test_mean_path_advantage_with_a_continued_horizon_is_a_deviation_from_the_mean_path() -> None:
+    """``credit_path = "mean"``, ``credit_horizon = 12``: household i's advantage at t, times gamma^t, is the change
+    of the mean path's return (continued 12 periods at the policy's mean, then the critic) when i plays its
+    recorded action instead of the mean at t, later rollout actions held at the mean path's."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=3))
+    cfg = TrainConfig(
+        n_economies=4,
+        rollout_len=6,
+        iterations=1,
+        minibatch=24,
+        init_log_std=-3.0,
+        credit="difference",
+        credit_path="mean",
+        credit_horizon=12,
+    )
+    tr = Trainer(eco, cfg, seed=0)
+    train(tr)
+    replay, dones = _replay(tr, 6)
+    probe = torch.Generator()
+    probe.set_state(tr.update_gen.get_state())
+    seed = int(torch.randint(0, 2**62, (1,), generator=probe).item())
+    adv = tr._difference_advantages("planner", replay, dones)
+    lrn = tr.learners["planner"]
+    # the mean path's own actions, recorded once, so that a deviation at t holds the later ones where they were
+    mean_raws, state, gen = [], replay["state"][0], torch.Generator()
+    with torch.no_grad():
+        for t in range(6):
+            gen.set_state(replay["gen"][t])
+            mean_raws.append(lrn.policy_mean(lrn.stored_obs(state)))
+            state, _ = eco.step(state, tr.actions(state, {"planner": mean_raws[-1]}), gen)
+    base = _mean_path_return(tr, replay, mean_raws, seed, 12)
+    assert base == pytest.approx(_mean_path_return(tr, replay, [None] * 6, seed, 12), rel=1e-9)
+    for t, b, i in ((0, 0, 0), (2, 1, 2), (5, 3, 1)):
+        dev = replay["raws"][t]["planner"] - lrn.policy_mean(lrn.stored_obs(replay["state"][t]))
+        moved = [r.clone() for r in mean_raws]
+        moved[t][b, 0, i] += dev[b, 0, i]
+        exact = _mean_path_return(tr, replay, moved, seed, 12) - base
+        assert exact != 0.0
+        assert float(adv[t, b, 0, i]) * cfg.gamma**t == pytest.approx(exact, rel=0.05)
+    # without the continuation the critic closes the path at T: a different advantage
+    plain = Trainer(eco, TrainConfig(**{**cfg.to_dict(), "credit_horizon": 0}), seed=0)
+    plain.load_state_dict(tr.state_dict())
+    assert not torch.allclose(plain._difference_advantages("planner", replay, dones), adv)
 
 
 def test_difference_credit_moves_a_ten_household_planner_to_the_steady_state() -> None:

@@ -144,6 +144,29 @@ class TrainConfig(Config):
         "exploration noise no longer enters a unit's advantage (needs a differentiable economy).",
         choices=("team", "difference"),
     )
+    credit_horizon: int = param(
+        0,
+        "credit = difference: periods the replay continues past the rollout's end, every group at its policy's "
+        "mean action and new shocks, before it bootstraps from the critic; the critic's weight in a unit's "
+        "advantage falls from gamma^(T - t) to gamma^(T + horizon - t).",
+        ge=0,
+    )
+    credit_path: str = param(
+        "sampled",
+        "credit = difference: the path along which dG/da is taken: sampled (the rollout's own actions, so the "
+        "learned mean is best for the noisy policy) or mean (the same shocks and resets with this group's "
+        "actions at the policy's mean: the gradient of the deterministic policy, free of the exploration "
+        "noise's bias).",
+        choices=("sampled", "mean"),
+    )
+    policy_average: float = param(
+        0.0,
+        "PPO: the deployed policy (decide, evaluations) is an exponential moving average of the actor's iterates "
+        "(Polyak averaging), each iteration's weight this; 0 deploys the last iterate. Averaging removes the "
+        "random walk a stochastic update keeps up around the optimum once the gradient there is mostly noise.",
+        ge=0.0,
+        le=1.0,
+    )
     init_log_std: float = param(0.0, "Initial log standard deviation of Gaussian policies (raw action units).")
     updates_per_step: int = param(4, "SAC/DQN gradient steps per collected period.", ge=1)
     sac_alpha: float = param(0.005, "SAC entropy coefficient.", ge=0.0)
@@ -295,6 +318,7 @@ class Trainer:
         self.env_steps = 0
         self.train_wall_s = 0.0
         self.buffers: dict[str, list[Any]] | None = None
+        self.averaged: dict[str, list[Tensor]] | None = None  # policy_average: the actors' averaged parameters
         self._live: dict[str, Any] = {}  # what the running iteration has collected (to diagnose a divergence)
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -502,6 +526,8 @@ class Trainer:
                     row[f"{k}_{name}"] = float(sum(v) / len(v))
                     losses[name][k] = row[f"{k}_{name}"]
         self.check_finite(losses, checked)
+        if cfg.policy_average and cfg.algorithm == "ppo":
+            self._average_actors(cfg.policy_average)
         if cfg.algorithm == "dqn":
             row["epsilon"] = eps
         if cfg.lr_schedule != "constant":
@@ -535,20 +561,31 @@ class Trainer:
         gen = torch.Generator(device=self.device)
         units = lrn.group.units
         n_t = len(replay["state"])
-        leaves = [raws[name].detach().clone().requires_grad_(True) for raws in replay["raws"]]
+        at_mean = self.cfg.credit_path == "mean"
+        leaves = [
+            (torch.zeros_like(raws[name]) if at_mean else raws[name].detach().clone()).requires_grad_(True)
+            for raws in replay["raws"]
+        ]
         with torch.enable_grad():
             state = replay["state"][0]
             total = torch.zeros((), device=self.device)
             for t in range(n_t):
                 gen.set_state(replay["gen"][t])
-                raws = {**replay["raws"][t], name: leaves[t]}
+                own = leaves[t]
+                if at_mean:
+                    own = lrn.policy_mean(lrn.stored_obs(state)).detach() + own
+                raws = {**replay["raws"][t], name: own}
                 nxt, outcome = self.economy.step(state, self.actions(state, raws), gen)
                 total = total + gamma**t * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
-                ends = torch.ones_like(dones[t]) if t == n_t - 1 else dones[t]
+                last = t == n_t - 1
+                if last and self.cfg.credit_horizon:
+                    total = total + self._continued_return(lrn, nxt, n_t)
+                    continue
+                ends = torch.ones_like(dones[t]) if last else dones[t]
                 if bool(ends.any()):
                     v = lrn.state_value(lrn.stored_obs(nxt)).sum(-1)
                     total = total + gamma ** (t + 1) * (v * ends.to(v.dtype)).sum()
-                if t < n_t - 1:
+                if not last:
                     state = where_state(dones[t], replay["state"][t + 1], nxt)
             grads = torch.autograd.grad(total, leaves)
         out = []
@@ -558,6 +595,22 @@ class Trainer:
                 b, n = dev.shape[:2]
                 out.append(gamma**-t * (grads[t] * dev).reshape(b, n, units, -1).sum(-1))
         return torch.stack(out)
+
+    def _continued_return(self, lrn: GroupLearner, state: Any, start: int) -> Tensor:
+        """``sum_h gamma^(start+h) r + gamma^(start+H) V`` of ``H = credit_horizon`` periods from ``state`` (the state
+        after the rollout's last period, before any reset), every group at its policy's mean action (which
+        responds to the state, so the derivative runs through it), shocks from a generator seeded from the
+        update stream; differentiable in ``state``."""
+        gamma = self.cfg.gamma
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.update_gen).item()))
+        total = torch.zeros((), device=self.device)
+        for h in range(self.cfg.credit_horizon):
+            raws = {n: other.policy_mean(other.stored_obs(state)) for n, other in self.learners.items()}
+            state, outcome = self.economy.step(state, self.actions(state, raws), gen)
+            total = total + gamma ** (start + h) * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
+        v = lrn.state_value(lrn.stored_obs(state)).sum(-1)
+        return total + gamma ** (start + self.cfg.credit_horizon) * v.sum()
 
     def _checked(self, data: dict[str, dict[str, Tensor]], state: Any) -> list[tuple[bool, str | None, str, Tensor]]:
         """``(is_network, group, description, tensor)`` of every tensor checked, in causal order: the economy's
@@ -623,12 +676,38 @@ class Trainer:
         return row
 
     # ----------------------------------------------------------------------------------------- policies
+    def _actor_params(self, name: str) -> list[Tensor]:
+        return [p for algo in self.learners[name].algorithms for p in algo.policy.actor.parameters()]
+
+    @torch.no_grad()
+    def _average_actors(self, weight: float) -> None:
+        if self.averaged is None:
+            self.averaged = {n: [p.detach().clone() for p in self._actor_params(n)] for n in self.learners}
+            return
+        for n, avg in self.averaged.items():
+            for a, p in zip(avg, self._actor_params(n), strict=True):
+                a.lerp_(p.detach(), weight)
+
     def decide(self) -> Callable[[Any], dict[str, Tensor]]:
-        """Deterministic decision function of the trained groups (plus fixed sources) for evaluation."""
+        """Deterministic decision function of the trained groups (plus fixed sources) for evaluation: with
+        ``policy_average`` the averaged actors, as they are when the function is called."""
 
         @torch.no_grad()
         def decide(state: Any) -> dict[str, Tensor]:
-            raws = {name: lrn.act(state) for name, lrn in self.learners.items()}
+            if self.averaged is None:
+                raws = {name: lrn.act(state) for name, lrn in self.learners.items()}
+                return self.actions(state, raws)
+            raws = {}
+            for name, lrn in self.learners.items():
+                params = self._actor_params(name)
+                live = [p.detach().clone() for p in params]
+                try:
+                    for p, a in zip(params, self.averaged[name], strict=True):
+                        p.copy_(a)
+                    raws[name] = lrn.act(state)
+                finally:
+                    for p, v in zip(params, live, strict=True):
+                        p.copy_(v)
             return self.actions(state, raws)
 
         return decide
@@ -652,6 +731,7 @@ class Trainer:
             "iteration": self.iteration_done,
             "env_steps": self.env_steps,
             "train_wall_s": self.train_wall_s,
+            "averaged": {n: [a.clone() for a in v] for n, v in (self.averaged or {}).items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -669,6 +749,8 @@ class Trainer:
         self.period = int(state.get("period", 0))
         self.env_steps = int(state["env_steps"])
         self.train_wall_s = float(state["train_wall_s"])
+        avg = state.get("averaged") or {}
+        self.averaged = {n: [a.to(self.device) for a in v] for n, v in avg.items()} if avg else None
 
 
 def train(

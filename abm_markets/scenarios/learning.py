@@ -123,7 +123,7 @@ class ScalingScenarioConfig(LearningScenarioConfig):
         "Economies of the one-household case; a case with N^h N^c decisions uses this / (N^h N^c), at least 64.",
         ge=1,
     )
-    train_iterations: int = param(60, "Training iterations per case (at most).", ge=1)
+    train_iterations: int = param(100, "Training iterations per case (at most).", ge=1)
     lr_schedule: str = param(
         "linear",
         "Learning rate: constant, or linear down to zero over train_iterations.",
@@ -140,6 +140,24 @@ class ScalingScenarioConfig(LearningScenarioConfig):
         "Credit of the planner's households: difference (each household its own first-order difference reward) "
         "or team (the planner's advantage for all).",
         choices=("difference", "team"),
+    )
+    credit_horizon: int = param(
+        128,
+        "credit = difference: periods the credit replay continues past each rollout at the policy's mean before "
+        "it bootstraps from the critic (0 = bootstrap at the rollout's end).",
+        ge=0,
+    )
+    credit_path: str = param(
+        "mean",
+        "credit = difference: dG/da along the rollout's sampled actions or along the policy's mean actions.",
+        choices=("sampled", "mean"),
+    )
+    policy_average: float = param(
+        0.2,
+        "PPO: the evaluated and deployed policy is an exponential moving average of the actor's iterates with this "
+        "weight per iteration (0 = the last iterate).",
+        ge=0.0,
+        le=1.0,
     )
     vf_coef: float = param(8.0, "PPO weight of the critic's loss (the difference credit leans on the critic).", gt=0.0)
     k_spread_common: float = param(
@@ -178,16 +196,21 @@ class ScalingScenarioConfig(LearningScenarioConfig):
 
     def case_train_config(self, h: int, j: int) -> Any:
         """The training settings of the case with ``h`` households and ``j`` goods: :meth:`economies` economies,
-        the update on the streams of ``update_household_streams / (h j)`` of them, but at least 8 (fewer starve
+        the update on the streams of ``update_household_streams / (h j)`` of them, at most one minibatch
+        (``train_minibatch / rollout_len`` streams: with normalised advantages every Adam step is about ``lr``
+        long, so more minibatches per epoch is a larger random walk where the gradient vanishes), but at least 8
+        (fewer starve
         the critic: at N^h = 1000 one economy per update never came within 2% of the steady state)."""
-        return self.train_config(
-            n_economies=self.economies(h, j), update_streams=max(8, self.update_household_streams // (h * j))
-        )
+        streams = min(max(1, self.train_minibatch // self.rollout_len), self.update_household_streams // (h * j))
+        return self.train_config(n_economies=self.economies(h, j), update_streams=max(8, streams))
 
     def train_config(self, **changes: Any) -> Any:
         base = {
             "init_log_std": self.init_log_std,
             "credit": self.credit,
+            "credit_horizon": self.credit_horizon,
+            "credit_path": self.credit_path,
+            "policy_average": self.policy_average,
             "k_spread_common": self.k_spread_common,
             "vf_coef": self.vf_coef,
         }
