@@ -124,14 +124,28 @@ def test_ppo_learns_from_the_default_wrong_start(economy: InvestmentEconomy, ref
     assert summary["train_env_steps"] == 20 * 512 * 64
 
 
-def test_dqn_learns_discretised_shares(economy: InvestmentEconomy, reference) -> None:
-    """DQN on a 41-point share grid beats uniformly random shares after a short run (4 x 32 x 16 periods)."""
-    cfg = TrainConfig(algorithm="dqn", n_economies=32, rollout_len=16, iterations=4, minibatch=128, checkpoint_every=0)
-    trainer, summary = train_planner(economy, cfg, None, seed=2, ref=reference)
-    rnd = src.RandomSource(economy, torch.Generator().manual_seed(3))
-    w_rnd = ev.welfare(economy, reference.path, src.as_decide(rnd))["welfare"]
-    assert summary["welfare_rl"] > w_rnd
-    assert trainer.env_steps == 4 * 32 * 16
+def test_dqn_learns_discretised_shares_from_a_far_start(economy: InvestmentEconomy, reference) -> None:
+    """DQN on the 41-point share grid (the DQN preset's settings, 20 of its 40 iterations: 64 economies x 32
+    periods, 4 gradient steps per period) from the default wrong start: the untrained Q's greedy shares are more
+    than 2% CE from DP, training brings them within 1% CE.
+
+    Measured (seed 1, CPU): 2.26% -> 0.35% (seeds 0 and 2: 4.57% -> 0.86%, 19.9% -> 0.92%), 27 s. Its policy
+    error (0.62%) stays above the steady-state rule's (0.12%): DQN does not yet learn the state dependence.
+    """
+    cfg = TrainConfig(
+        algorithm="dqn",
+        n_economies=64,
+        rollout_len=32,
+        iterations=20,
+        minibatch=256,
+        updates_per_step=4,
+        init_shift=math.log(2),
+        checkpoint_every=0,
+    )
+    trainer, summary = train_planner(economy, cfg, None, seed=1, ref=reference)
+    assert summary["initial_welfare_gap_ce_pct"] > 2.0
+    assert summary["welfare_gap_ce_pct"] <= 1.0
+    assert trainer.env_steps == 20 * 64 * 32
 
 
 def test_sac_replay_buffer_holds_engine_transitions(economy: InvestmentEconomy) -> None:
