@@ -257,10 +257,15 @@ def as_decide(
 def policy_from_checkpoint(
     economy: InvestmentEconomy, checkpoint: Mapping[str, Any], group: str = "planner"
 ) -> PolicySource:
-    """Rebuild a trained group's policy from a training checkpoint (``torch.load(..., weights_only=True)``)."""
+    """Rebuild a trained group's policy from a training checkpoint (``torch.load(..., weights_only=True)``): the
+    deployed one, i.e. the averaged actor where the run trained with ``policy_average``."""
     from abm_markets.learn.train import TrainConfig, Trainer
 
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
     trainer = Trainer(economy, cfg)
     trainer.load_state_dict(checkpoint)
+    if trainer.averaged is not None:
+        with torch.no_grad():
+            for p, a in zip(trainer._actor_params(group), trainer.averaged[group], strict=True):
+                p.copy_(a)
     return PolicySource(trainer.learners[group])

@@ -56,6 +56,20 @@ class PlannerScenarioConfig(InvestmentConfig):
         "(default log 2: about twice the steady-state saving share, about 3% CE from DP); 0 starts on the "
         "steady-state rule, which is already within 0.02% CE of DP.",
     )
+    credit: str = param(
+        "difference",
+        "PPO only: difference (the advantage of each action is the derivative of the return along the policy's "
+        "mean path through the economy's differentiable step, continued credit_horizon periods) or team "
+        "(Tianshou's GAE advantage from the critic alone: model-free).",
+        choices=("difference", "team"),
+    )
+    credit_horizon: int = param(128, "PPO, credit = difference: periods the credit replay continues.", ge=0)
+    policy_average: float = param(
+        0.2,
+        "PPO: weight of each iteration in the averaged (deployed and evaluated) actor; 0 = last iterate.",
+        ge=0.0,
+        le=1.0,
+    )
     train_max_wall_s: float = param(600.0, "Stop training after this many seconds.", gt=0.0)
     checkpoint_every: int = param(10, "Checkpoint every this many training iterations.", ge=0)
     eval_every: int = param(10, "Evaluate on a small fixed path every this many iterations (0 = never).", ge=0)
@@ -309,6 +323,16 @@ def _learn(cfg: PlannerScenarioConfig, econ: InvestmentConfig, sol: Any, ctx: Ru
         max_wall_s=cfg.train_max_wall_s,
         checkpoint_every=cfg.checkpoint_every,
         **_ALGO_DEFAULTS.get(cfg.learner, {}),
+        **(
+            {
+                "credit": cfg.credit,
+                "credit_path": "mean",
+                "credit_horizon": cfg.credit_horizon,
+                "policy_average": cfg.policy_average,
+            }
+            if cfg.learner == "ppo"
+            else {}
+        ),
     )
     trainer, out = train_planner(
         eco, tcfg, ctx, seed=ctx.seed, ref=ref, eval_every=cfg.eval_every, desc=f"training {cfg.learner}"
