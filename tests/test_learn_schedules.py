@@ -184,20 +184,6 @@ def _replay(tr: Trainer, periods: int) -> tuple[dict, list[torch.Tensor]]:
     return replay, dones
 
 
-def _path_return(tr: Trainer, replay: dict, raws: list[torch.Tensor]) -> float:
-    """sum_t gamma^t r_t + gamma^T V(s_T) of the recorded rollout replayed with the planner's raw actions ``raws``."""
-    lrn, gamma = tr.learners["planner"], tr.cfg.gamma
-    gen = torch.Generator()
-    state, total = replay["state"][0], 0.0
-    with torch.no_grad():
-        for t, raw in enumerate(raws):
-            gen.set_state(replay["gen"][t])
-            state, out = tr.economy.step(state, tr.actions(state, {"planner": raw}), gen)
-            total += gamma**t * float(lrn.scale_reward(lrn.group.reward(out).double()).sum())
-        total += gamma ** len(raws) * float(lrn.state_value(lrn.stored_obs(state)).double().sum())
-    return total
-
-
 def test_difference_advantage_is_the_effect_of_one_households_deviation() -> None:
     """Autograd through the replayed step against an explicit replay: setting household i's action at t back to its
     mean changes the rollout's return (plus the critic's end value) by gamma^t times its difference advantage."""
@@ -220,10 +206,10 @@ def test_difference_advantage_is_the_effect_of_one_households_deviation() -> Non
         assert float(adv[t, b, 0, i]) * tr.cfg.gamma**t == pytest.approx(exact, rel=0.05)
 
 
-def _mean_path_return(tr: Trainer, replay: dict, held: list[torch.Tensor | None], seed: int, horizon: int) -> float:
-    """The mean path by hand: from the first recorded state with the recorded shocks, the planner plays
-    ``held[t]`` where given and its policy's mean otherwise; then ``horizon`` periods at the policy's mean with
-    shocks from ``seed``, closed by ``gamma^(T + horizon) V``."""
+def _path_return(tr: Trainer, replay: dict, held: list[torch.Tensor | None], seed: int = 0, horizon: int = 0) -> float:
+    """``sum_t gamma^t r_t + gamma^T V(s_T)`` of the recorded rollout replayed by hand: from the first recorded state
+    with the recorded shocks, the planner plays ``held[t]`` where given and its policy's mean otherwise; then
+    ``horizon`` periods at the policy's mean with shocks from ``seed``, closed by ``gamma^(T + horizon) V``."""
     lrn, gamma = tr.learners["planner"], tr.cfg.gamma
     gen = torch.Generator()
     state, total = replay["state"][0], 0.0
@@ -272,13 +258,13 @@ def test_mean_path_advantage_with_a_continued_horizon_is_a_deviation_from_the_me
             gen.set_state(replay["gen"][t])
             mean_raws.append(lrn.policy_mean(lrn.stored_obs(state)))
             state, _ = eco.step(state, tr.actions(state, {"planner": mean_raws[-1]}), gen)
-    base = _mean_path_return(tr, replay, mean_raws, seed, 12)
-    assert base == pytest.approx(_mean_path_return(tr, replay, [None] * 6, seed, 12), rel=1e-9)
+    base = _path_return(tr, replay, mean_raws, seed, 12)
+    assert base == pytest.approx(_path_return(tr, replay, [None] * 6, seed, 12), rel=1e-9)
     for t, b, i in ((0, 0, 0), (2, 1, 2), (5, 3, 1)):
         dev = replay["raws"][t]["planner"] - lrn.policy_mean(lrn.stored_obs(replay["state"][t]))
         moved = [r.clone() for r in mean_raws]
         moved[t][b, 0, i] += dev[b, 0, i]
-        exact = _mean_path_return(tr, replay, moved, seed, 12) - base
+        exact = _path_return(tr, replay, moved, seed, 12) - base
         assert exact != 0.0
         assert float(adv[t, b, 0, i]) * cfg.gamma**t == pytest.approx(exact, rel=0.05)
     # without the continuation the critic closes the path at T: a different advantage

@@ -265,7 +265,5 @@ def policy_from_checkpoint(
     trainer = Trainer(economy, cfg)
     trainer.load_state_dict(checkpoint)
     if trainer.averaged is not None:
-        with torch.no_grad():
-            for p, a in zip(trainer._actor_params(group), trainer.averaged[group], strict=True):
-                p.copy_(a)
+        trainer.load_actor_parameters(trainer.averaged)  # the trainer is discarded: its actors become the deployed ones
     return PolicySource(trainer.learners[group])

@@ -32,10 +32,11 @@ names a checkpoint of finite values (the last good one).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -688,26 +689,33 @@ class Trainer:
             for a, p in zip(avg, self._actor_params(n), strict=True):
                 a.lerp_(p.detach(), weight)
 
+    @contextlib.contextmanager
+    def averaged_actors(self) -> Iterator[None]:
+        """With ``policy_average``: the actors hold the averaged parameters inside the block, their own after it."""
+        if self.averaged is None:
+            yield
+            return
+        live = {n: [p.detach().clone() for p in self._actor_params(n)] for n in self.averaged}
+        try:
+            self.load_actor_parameters(self.averaged)
+            yield
+        finally:
+            self.load_actor_parameters(live)
+
+    @torch.no_grad()
+    def load_actor_parameters(self, params: dict[str, list[Tensor]]) -> None:
+        for n, values in params.items():
+            for p, v in zip(self._actor_params(n), values, strict=True):
+                p.copy_(v)
+
     def decide(self) -> Callable[[Any], dict[str, Tensor]]:
         """Deterministic decision function of the trained groups (plus fixed sources) for evaluation: with
         ``policy_average`` the averaged actors, as they are when the function is called."""
 
         @torch.no_grad()
         def decide(state: Any) -> dict[str, Tensor]:
-            if self.averaged is None:
+            with self.averaged_actors():
                 raws = {name: lrn.act(state) for name, lrn in self.learners.items()}
-                return self.actions(state, raws)
-            raws = {}
-            for name, lrn in self.learners.items():
-                params = self._actor_params(name)
-                live = [p.detach().clone() for p in params]
-                try:
-                    for p, a in zip(params, self.averaged[name], strict=True):
-                        p.copy_(a)
-                    raws[name] = lrn.act(state)
-                finally:
-                    for p, v in zip(params, live, strict=True):
-                        p.copy_(v)
             return self.actions(state, raws)
 
         return decide
