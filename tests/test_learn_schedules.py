@@ -273,6 +273,42 @@ def test_mean_path_advantage_with_a_continued_horizon_is_a_deviation_from_the_me
     assert not torch.allclose(plain._difference_advantages("planner", replay, dones), adv)
 
 
+def test_difference_credit_on_the_update_economies_equals_the_full_replay_there() -> None:
+    """With recorded shocks (``draw_noise``) the replay runs on the update's economies only: the same advantages
+    there as the replay of the whole batch (economies are independent given their shocks)."""
+    eco = InvestmentEconomy(InvestmentConfig(n_households=3))
+    cfg = TrainConfig(
+        n_economies=8,
+        rollout_len=6,
+        iterations=1,
+        minibatch=24,
+        init_log_std=-3.0,
+        credit="difference",
+        credit_path="mean",
+        update_streams=3,
+    )
+    tr = Trainer(eco, cfg, seed=0)
+    train(tr)
+    lrn = tr.learners["planner"]
+    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
+    dones, state = [], tr.state
+    for _ in range(6):
+        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
+        noise = eco.draw_noise(8, tr.env_gen)
+        replay["state"].append(state)
+        replay["noise"].append(noise)
+        replay["raws"].append({"planner": raw})
+        state, _ = eco.step(state, tr.actions(state, {"planner": raw}), noise=noise)
+        dones.append(torch.zeros(8, dtype=torch.bool))
+    rows = tr._update_rows()
+    assert rows is not None and rows.tolist() == sorted(set(rows.tolist())) and len(rows) == 3
+    full = tr._difference_advantages("planner", replay, dones)
+    part = tr._difference_advantages("planner", replay, dones, rows)
+    assert part.shape == (6, 3, 1, 3)
+    torch.testing.assert_close(part, full[:, rows], rtol=1e-5, atol=1e-7)
+    assert float(full.abs().max()) > 0
+
+
 def test_difference_credit_moves_a_ten_household_planner_to_the_steady_state() -> None:
     """From about twice the steady-state share (long-run K / K_ss = 1.43) to within 5% of the steady state."""
     from abm_markets.learn import evaluate as ev

@@ -44,7 +44,13 @@ import torch
 from torch import Tensor
 
 from abm_markets.config import Config, param
-from abm_markets.engine.protocol import BatchedEconomy, state_fields, state_from_fields, where_state
+from abm_markets.engine.protocol import (
+    BatchedEconomy,
+    index_state,
+    state_fields,
+    state_from_fields,
+    where_state,
+)
 from abm_markets.errors import ConfigError, TrainingDiverged
 from abm_markets.learn.glue import GroupLearner, GroupSpec, LearnerSettings, group_spec
 from abm_markets.runs import all_finite, nonfinite_kind, nonfinite_kind_float, nonfinite_tensors
@@ -439,7 +445,9 @@ class Trainer:
         live["rec"] = {n: {"observations": r["obs"], "rewards": r["rew"]} for n, r in rec.items()}
         state = self.state
         diff = cfg.credit == "difference"
-        replay: dict[str, list[Any]] = {"state": [], "gen": [], "raws": []}
+        replay: dict[str, list[Any]] = {"state": [], "gen": [], "noise": [], "raws": []}
+        # With pre-drawable shocks the replay can run on the update's economies only (same shocks per economy).
+        own_noise = diff and callable(getattr(self.economy, "draw_noise", None))
         for _ in range(cfg.rollout_len):
             if cfg.eps_schedule == "exp" and cfg.algorithm == "dqn":
                 eps = self._epsilon()
@@ -449,9 +457,16 @@ class Trainer:
                 acts[name], raws[name] = lrn.act_stored(obs[name], explore=True, generator=self.agent_gen, epsilon=eps)
             if diff:
                 replay["state"].append(state)
-                replay["gen"].append(self.env_gen.get_state())
                 replay["raws"].append(raws)
-            nxt, out = self.economy.step(state, self.actions(state, raws), self.env_gen)
+            if own_noise:
+                # the same uniforms step would draw from env_gen itself; kept for the replay
+                noise = self.economy.draw_noise(cfg.n_economies, self.env_gen)  # type: ignore[attr-defined]
+                replay["noise"].append(noise)
+                nxt, out = self.economy.step(state, self.actions(state, raws), noise=noise)  # type: ignore[call-arg]
+            else:
+                if diff:
+                    replay["gen"].append(self.env_gen.get_state())
+                nxt, out = self.economy.step(state, self.actions(state, raws), self.env_gen)
             self.episode_t += 1
             self.period += 1
             done = self.episode_t >= cfg.episode_len
@@ -496,6 +511,7 @@ class Trainer:
                             stats[name].setdefault(k, []).append(v)
         self.state = state
         done_t = torch.stack(dones)
+        rows = self._update_rows() if own_noise else None
         row: dict[str, float] = {}
         for name, lrn in self.learners.items():
             obs_t = torch.stack(rec[name]["obs"])
@@ -507,17 +523,18 @@ class Trainer:
             row[f"mean_discounted_utility_{name}"] = float((rew_t * disc.reshape(-1, 1, 1)).sum(0).mean())
             row[f"mean_reward_{name}"] = float(rew_t.mean())
             if not off_policy:
+                sub = (lambda x: x) if rows is None else (lambda x: x[:, rows])
                 st = lrn.update_on_policy(
-                    obs_t,
-                    torch.stack(rec[name]["act"]),
-                    lrn.scale_reward(rew_t),
-                    torch.stack(rec[name]["obs_next"]),
-                    done_t,
+                    sub(obs_t),
+                    sub(torch.stack(rec[name]["act"])),
+                    lrn.scale_reward(sub(rew_t)),
+                    sub(torch.stack(rec[name]["obs_next"])),
+                    sub(done_t),
                     batch_size=cfg.minibatch,
                     epochs=cfg.epochs,
                     generator=self.update_gen,
                     max_streams=cfg.update_streams,
-                    unit_adv=self._difference_advantages(name, replay, dones) if diff else None,
+                    unit_adv=self._difference_advantages(name, replay, dones, rows) if diff else None,
                 )
                 for k, v in st.items():
                     row[f"{k}_{name}"] = v
@@ -546,7 +563,22 @@ class Trainer:
         return row
 
     # -------------------------------------------------------------------------------------------- guards
-    def _difference_advantages(self, name: str, replay: dict[str, list[Any]], dones: list[Tensor]) -> Tensor:
+    def _update_rows(self) -> Tensor | None:
+        """The economies whose streams the PPO update can use this iteration, drawn from the update stream: all
+        (None) unless ``update_streams`` needs fewer than the batch for every group (``ceil(update_streams /
+        slots)`` economies, the largest over groups); the difference credit's replay then runs on these only."""
+        cap = self.cfg.update_streams
+        if cap is None or self.cfg.algorithm != "ppo":
+            return None
+        b = self.cfg.n_economies
+        need = max(-(-cap // lrn.group.n_slots) for lrn in self.learners.values())
+        if need >= b:
+            return None
+        return torch.randperm(b, generator=self.update_gen)[:need].sort().values.to(self.device)
+
+    def _difference_advantages(
+        self, name: str, replay: dict[str, list[Any]], dones: list[Tensor], rows: Tensor | None = None
+    ) -> Tensor:
         """Per-unit advantages ``[T, B, n, units]`` of group ``name``: ``gamma^-t sum_c dG/da_ict (a_ict - mean_ict)``.
 
         ``G = sum_t gamma^t r_t + gamma^T V(s_T)`` over the rollout (in scaled-reward units; at a time-limit reset
@@ -556,6 +588,9 @@ class Trainer:
         ``i``'s action at ``t`` on the discounted return from ``t`` on (later actions held at what they were) plus
         the critic's value where the rollout ends: the first-order difference reward ``G(a) - G(a_-i, mean_i)``
         of that unit's deviation from its mean action. The other units' exploration noise does not enter it.
+
+        With ``rows`` (economies, when the rollout recorded its shocks with ``draw_noise``) the replay, its
+        continuation and the result ``[T, len(rows), n, units]`` cover only those economies.
         """
         lrn = self.learners[name]
         gamma = self.cfg.gamma
@@ -563,36 +598,47 @@ class Trainer:
         units = lrn.group.units
         n_t = len(replay["state"])
         at_mean = self.cfg.credit_path == "mean"
+        if rows is None:
+            states, all_raws, ends_at = replay["state"], replay["raws"], dones
+            noises = replay.get("noise", [])
+        else:
+            states = [index_state(s, rows) for s in replay["state"]]
+            all_raws = [{k: v[rows] for k, v in raws.items()} for raws in replay["raws"]]
+            ends_at = [d[rows] for d in dones]
+            noises = [u[rows] for u in replay["noise"]]
         leaves = [
             (torch.zeros_like(raws[name]) if at_mean else raws[name].detach().clone()).requires_grad_(True)
-            for raws in replay["raws"]
+            for raws in all_raws
         ]
         with torch.enable_grad():
-            state = replay["state"][0]
+            state = states[0]
             total = torch.zeros((), device=self.device)
             for t in range(n_t):
-                gen.set_state(replay["gen"][t])
                 own = leaves[t]
                 if at_mean:
                     own = lrn.policy_mean(lrn.stored_obs(state)).detach() + own
-                raws = {**replay["raws"][t], name: own}
-                nxt, outcome = self.economy.step(state, self.actions(state, raws), gen)
+                raws = {**all_raws[t], name: own}
+                if noises:
+                    nxt, outcome = self.economy.step(state, self.actions(state, raws), noise=noises[t])
+                else:
+                    gen.set_state(replay["gen"][t])
+                    nxt, outcome = self.economy.step(state, self.actions(state, raws), gen)
                 total = total + gamma**t * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
                 last = t == n_t - 1
                 if last and self.cfg.credit_horizon:
                     total = total + self._continued_return(lrn, nxt, n_t)
                     continue
-                ends = torch.ones_like(dones[t]) if last else dones[t]
+                ends = torch.ones_like(ends_at[t]) if last else ends_at[t]
                 if bool(ends.any()):
                     v = lrn.state_value(lrn.stored_obs(nxt)).sum(-1)
                     total = total + gamma ** (t + 1) * (v * ends.to(v.dtype)).sum()
                 if not last:
-                    state = where_state(dones[t], replay["state"][t + 1], nxt)
+                    state = where_state(ends_at[t], states[t + 1], nxt)
             grads = torch.autograd.grad(total, leaves)
         out = []
         with torch.no_grad():
             for t in range(n_t):
-                dev = replay["raws"][t][name] - lrn.policy_mean(lrn.stored_obs(replay["state"][t]))
+                dev = all_raws[t][name] - lrn.policy_mean(lrn.stored_obs(states[t]))
                 b, n = dev.shape[:2]
                 out.append(gamma**-t * (grads[t] * dev).reshape(b, n, units, -1).sum(-1))
         return torch.stack(out)
