@@ -1,0 +1,230 @@
+"""The market formulation's reference answers against brute-force numerical searches that do not use their formulas.
+
+* competitive and buyer-side steady states: the households' steady-state Euler equation with the price and the
+  household's own price impact measured through the engine's Walrasian market (bisection on spending, finite
+  differences), the marginal product by autograd of the engine's production function, and a root search in K;
+* the buyer-side Nash steady state again by value-function iteration of one household against the others'
+  spending, iterated to the fixed point where its long-run capital equals theirs;
+* the firms' Nash equilibrium by best-response iteration and the joint-profit optimum by direct maximisation,
+  both on the households' steady-state demand solved numerically.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import optimize
+
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.engine.investment_groups import steady_state_capital
+from abm_markets.engine.technology import output
+from abm_markets.errors import ConfigError
+from abm_markets.markets.base import MarketNoise, Offers, Orders
+from abm_markets.markets.walrasian import WalrasianMarket
+from abm_markets.solvers.market_power import market_benchmarks, profit_gain
+
+T = torch.float64
+
+
+def _market_cfg(**kw: object) -> InvestmentConfig:
+    return InvestmentConfig(formulation="market", **kw)
+
+
+def _clear(cfg: InvestmentConfig, spending: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Units bought ``[..., H]`` and price ``[...]`` of one good under the engine's Walrasian market with competitive
+    sellers, households spending ``spending [..., H]``."""
+    b = spending.reshape(-1, spending.shape[-1], 1)
+    orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
+    u = torch.zeros(b.shape[0], b.shape[1], dtype=T)
+    trade = WalrasianMarket().clear(
+        orders, Offers(phi=cfg.phi, n_sellers=cfg.firms_per_good), MarketNoise(u, u[..., None])
+    )
+    return trade.bought[..., 0].reshape(spending.shape), trade.good_price()[..., 0].reshape(spending.shape[:-1])
+
+
+def _symmetric_spending(cfg: InvestmentConfig, k: float) -> float:
+    """Spending per household at which each of N^h identical households buys delta K (bisection through the market)."""
+    h = cfg.n_households
+    lo, hi = 1e-12, 1e3
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        bought, _ = _clear(cfg, torch.full((h,), mid, dtype=T))
+        lo, hi = (mid, hi) if float(bought[0]) < cfg.delta * k else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def _mpk(cfg: InvestmentConfig, k: float) -> float:
+    """dY / dK_j at K_ij = k for all goods, by autograd of the engine's production function."""
+    cap = torch.full((1, 1, cfg.n_capital_goods), k, dtype=T, requires_grad=True)
+    (g,) = torch.autograd.grad(output(cap, torch.ones(1, 1, dtype=T), cfg.alpha).sum(), cap)
+    return float(g[0, 0, 0])
+
+
+def _euler_gap(cfg: InvestmentConfig, k: float, own_impact: bool) -> float:
+    """``beta (MPK + (1 - delta) P) / P - 1`` at the symmetric state K, with P the cost of one more unit to one
+    household: the market price (price taker) or ``1 / (dI_i / dx_i)`` measured through the market."""
+    x = _symmetric_spending(cfg, k)
+    h = cfg.n_households
+    _, price = _clear(cfg, torch.full((h,), x, dtype=T))
+    cost = float(price)
+    if own_impact:
+        e = 1e-6 * x
+        dev = torch.full((2, h), x, dtype=T)
+        dev[0, 0] += e
+        dev[1, 0] -= e
+        bought, _ = _clear(cfg, dev)
+        cost = 2 * e / float(bought[0, 0] - bought[1, 0])
+    return cfg.beta * (_mpk(cfg, k) + (1.0 - cfg.delta) * cost) / cost - 1.0
+
+
+def _root(f, lo: float, hi: float) -> float:
+    return optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("h", "j", "m"), [(1, 1, 1), (5, 1, 2), (3, 2, 1), (10, 10, 5)])
+def test_competitive_and_buyer_side_steady_states_against_the_market_euler_search(h: int, j: int, m: int) -> None:
+    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m)
+    bm = market_benchmarks(cfg)
+    k_ss = steady_state_capital(cfg)
+    k_comp = _root(lambda k: _euler_gap(cfg, k, False), 0.2 * k_ss, 3 * k_ss)
+    k_strat = _root(lambda k: _euler_gap(cfg, k, True), 0.2 * k_ss, 3 * k_ss)
+    assert bm.capital_competitive == pytest.approx(k_comp, rel=1e-7)
+    assert bm.capital_competitive == pytest.approx(k_ss, rel=1e-12)  # the engine's declared steady state
+    assert bm.capital_strategic == pytest.approx(k_strat, rel=1e-5)
+    assert bm.capital_strategic < bm.capital_competitive
+    _, p = _clear(cfg, torch.full((h,), _symmetric_spending(cfg, k_comp), dtype=T))
+    assert bm.price_competitive == pytest.approx(float(p), rel=1e-7)
+
+
+def _best_response_capital(cfg: InvestmentConfig, k_others: float, grid: np.ndarray) -> float:
+    """Long-run capital of one household (log utility, one good) that knows its price impact, the others each
+    spending what buys delta * k_others at the symmetric state; value-function iteration on ``grid``, the
+    spending for each (K, K') pair found by bisection through the engine's market."""
+    h, d = cfg.n_households, cfg.delta
+    x_other = _symmetric_spending(cfg, k_others) if h > 1 else 0.0
+    need = np.maximum(grid[None, :] - (1 - d) * grid[:, None], 0.0)  # units to buy for K -> K'
+    lo, hi = np.full(need.shape, 1e-12), np.full(need.shape, 1e3)
+    for _ in range(80):  # spending that buys `need` units, through the market
+        mid = np.sqrt(lo * hi)
+        sp = torch.full((*need.shape, h), x_other, dtype=T)
+        sp[..., 0] = torch.as_tensor(mid)
+        bought, _ = _clear(cfg, sp)
+        low = bought[..., 0].numpy() < need
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    spend = np.where(need > 0, np.sqrt(lo * hi), 0.0)
+    y = grid**cfg.alpha
+    c = y[:, None] - spend
+    util = np.where(c > 0, np.log(np.maximum(c, 1e-300)), -1e10)
+    v = np.zeros(grid.size)
+    for _ in range(3000):
+        v_new = (util + cfg.beta * v[None, :]).max(1)
+        if np.max(np.abs(v_new - v)) < 1e-11:
+            break
+        v = v_new
+    pol = (util + cfg.beta * v[None, :]).argmax(1)
+    fixed = np.nonzero(pol == np.arange(grid.size))[0]
+    assert fixed.size >= 1
+    return float(grid[fixed].mean())
+
+
+@pytest.mark.parametrize("h", [2, 5])
+def test_buyer_side_nash_is_the_fixed_point_of_one_households_best_response(h: int) -> None:
+    """Value-function iteration of one household against the others (who stay at the symmetric state k):
+    at the benchmark, its own long-run capital is k (to the grid's spacing); at the competitive state it is not."""
+    cfg = _market_cfg(n_households=h)
+    bm = market_benchmarks(cfg)
+    k_c = bm.capital_competitive
+    grid = np.linspace(0.75 * k_c, 1.05 * k_c, 241)
+    step = grid[1] - grid[0]
+    k = k_c
+    for _ in range(12):  # damped fixed-point iteration on the others' capital
+        k_new = _best_response_capital(cfg, k, grid)
+        if abs(k_new - k) <= step:
+            break
+        k = 0.5 * (k + k_new)
+    assert k == pytest.approx(bm.capital_strategic, abs=2 * step)
+    assert abs(bm.capital_strategic - k_c) > 10 * step  # the two benchmarks are told apart on this grid
+    assert _best_response_capital(cfg, k_c, grid) < k_c - 5 * step
+
+
+def _demand_prices(cfg: InvestmentConfig, q_goods: np.ndarray) -> np.ndarray:
+    """Steady-state inverse demand of price-taking households: ``p_j = beta dY/dK_j / (1 - beta (1 - delta))`` at
+    ``K_j = Q_j / (N^h delta)``, the marginal product by autograd of the engine's production function."""
+    k = torch.as_tensor(q_goods / (cfg.n_households * cfg.delta), dtype=T).reshape(1, 1, -1).requires_grad_(True)
+    (g,) = torch.autograd.grad(output(k, torch.ones(1, 1, dtype=T), cfg.alpha).sum(), k)
+    return cfg.beta * g.reshape(-1).numpy() / (1.0 - cfg.beta * (1.0 - cfg.delta))
+
+
+def _profits(cfg: InvestmentConfig, q: np.ndarray) -> np.ndarray:
+    """Profit per period of each firm ``[N^c, M]`` at quantities ``q [N^c, M]``."""
+    p = _demand_prices(cfg, q.sum(1))
+    return p[:, None] * q - 0.5 * cfg.phi * q * q
+
+
+@pytest.mark.parametrize(("h", "j", "m"), [(1, 1, 2), (4, 2, 1), (2, 2, 2), (3, 1, 5)])
+def test_firm_nash_and_joint_benchmarks_against_best_responses_and_direct_maximisation(h: int, j: int, m: int) -> None:
+    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m)
+    bm = market_benchmarks(cfg)
+    q = np.full((j, m), bm.quantity_competitive) * np.linspace(0.6, 1.4, j * m).reshape(j, m)  # asymmetric start
+    for _ in range(400):
+        prev = q.copy()
+        for g in range(j):
+            for f in range(m):
+
+                def neg(x: float, g: int = g, f: int = f) -> float:
+                    qq = q.copy()
+                    qq[g, f] = x
+                    return -float(_profits(cfg, qq)[g, f])
+
+                q[g, f] = optimize.minimize_scalar(
+                    neg, bounds=(1e-9, 5 * bm.quantity_competitive), method="bounded", options={"xatol": 1e-13}
+                ).x
+        if np.max(np.abs(q - prev)) < 1e-11:
+            break
+    price = _demand_prices(cfg, q.sum(1))
+    markup = price[:, None] / (cfg.phi * q)
+    np.testing.assert_allclose(markup, bm.markup_nash, rtol=1e-5)
+    np.testing.assert_allclose(_profits(cfg, q), bm.profit_nash, rtol=1e-5)
+
+    def neg_joint(x: np.ndarray) -> float:
+        return -float(_profits(cfg, np.exp(x).reshape(j, m)).sum())
+
+    x0 = np.log(np.full(j * m, bm.quantity_competitive) * np.linspace(0.5, 1.5, j * m))
+    res = optimize.minimize(
+        neg_joint,
+        x0,
+        method="Nelder-Mead" if j * m <= 2 else "BFGS",
+        options={"xatol": 1e-12, "fatol": 1e-15} if j * m <= 2 else {"gtol": 1e-12},
+    )
+    qj = np.exp(res.x).reshape(j, m)
+    pj = _demand_prices(cfg, qj.sum(1))
+    np.testing.assert_allclose(pj[:, None] / (cfg.phi * qj), bm.markup_joint, rtol=1e-4)
+    assert -res.fun == pytest.approx(j * m * bm.profit_joint, rel=1e-8)
+    assert bm.profit_joint * j * m >= bm.profit_nash * j * m - 1e-12  # joint maximum is at least Nash total
+    if j * m > 1 or m > 1:
+        assert math.isfinite(profit_gain(bm.profit_nash, bm.profit_nash, bm.profit_joint))
+
+
+def test_profit_gain_and_bad_input() -> None:
+    cfg = _market_cfg(n_households=1)
+    bm = market_benchmarks(cfg)
+    assert bm.markup_nash == pytest.approx(bm.markup_joint)  # one firm of one good: Nash is the monopoly
+    assert math.isnan(profit_gain(bm.profit_competitive, bm.profit_nash, bm.profit_joint))
+    assert profit_gain(2.0, 1.0, 3.0) == pytest.approx(0.5)
+    assert profit_gain(1.0, 1.0, 3.0) == 0.0
+    with pytest.raises(ConfigError, match="formulation = 'market'"):
+        market_benchmarks(InvestmentConfig())
+    assert math.isnan(market_benchmarks(_market_cfg(market="posted")).capital_strategic)
+
+
+def test_buyer_side_benchmark_approaches_the_competitive_one_as_households_grow() -> None:
+    ratios = [
+        market_benchmarks(_market_cfg(n_households=h)).capital_strategic
+        / market_benchmarks(_market_cfg(n_households=h)).capital_competitive
+        for h in (1, 5, 100, 1000)
+    ]
+    assert ratios == sorted(ratios)
+    assert ratios[0] < 0.7 and 1 - ratios[-1] < 3e-4
