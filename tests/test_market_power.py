@@ -16,44 +16,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from _market_vfi import clear, household_vfi, symmetric_spending
 from scipy import optimize
 
 from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment_groups import steady_state_capital
 from abm_markets.engine.technology import output
 from abm_markets.errors import ConfigError
-from abm_markets.markets.base import MarketNoise, Offers, Orders
-from abm_markets.markets.walrasian import WalrasianMarket
 from abm_markets.solvers.market_power import market_benchmarks, profit_gain
 
 T = torch.float64
+_clear, _symmetric_spending = clear, symmetric_spending
 
 
 def _market_cfg(**kw: object) -> InvestmentConfig:
     return InvestmentConfig(formulation="market", **kw)
-
-
-def _clear(cfg: InvestmentConfig, spending: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Units bought ``[..., H]`` and price ``[...]`` of one good under the engine's Walrasian market with competitive
-    sellers, households spending ``spending [..., H]``."""
-    b = spending.reshape(-1, spending.shape[-1], 1)
-    orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
-    u = torch.zeros(b.shape[0], b.shape[1], dtype=T)
-    trade = WalrasianMarket().clear(
-        orders, Offers(phi=cfg.phi, n_sellers=cfg.firms_per_good), MarketNoise(u, u[..., None])
-    )
-    return trade.bought[..., 0].reshape(spending.shape), trade.good_price()[..., 0].reshape(spending.shape[:-1])
-
-
-def _symmetric_spending(cfg: InvestmentConfig, k: float) -> float:
-    """Spending per household at which each of N^h identical households buys delta K (bisection through the market)."""
-    h = cfg.n_households
-    lo, hi = 1e-12, 1e3
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        bought, _ = _clear(cfg, torch.full((h,), mid, dtype=T))
-        lo, hi = (mid, hi) if float(bought[0]) < cfg.delta * k else (lo, mid)
-    return math.sqrt(lo * hi)
 
 
 def _mpk(cfg: InvestmentConfig, k: float) -> float:
@@ -100,31 +77,10 @@ def test_competitive_and_buyer_side_steady_states_against_the_market_euler_searc
 
 
 def _best_response_capital(cfg: InvestmentConfig, k_others: float, grid: np.ndarray) -> float:
-    """Long-run capital of one household (log utility, one good) that knows its price impact, the others each
-    spending what buys delta * k_others at the symmetric state; value-function iteration on ``grid``, the
-    spending for each (K, K') pair found by bisection through the engine's market."""
-    h, d = cfg.n_households, cfg.delta
-    x_other = _symmetric_spending(cfg, k_others) if h > 1 else 0.0
-    need = np.maximum(grid[None, :] - (1 - d) * grid[:, None], 0.0)  # units to buy for K -> K'
-    lo, hi = np.full(need.shape, 1e-12), np.full(need.shape, 1e3)
-    for _ in range(80):  # spending that buys `need` units, through the market
-        mid = np.sqrt(lo * hi)
-        sp = torch.full((*need.shape, h), x_other, dtype=T)
-        sp[..., 0] = torch.as_tensor(mid)
-        bought, _ = _clear(cfg, sp)
-        low = bought[..., 0].numpy() < need
-        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
-    spend = np.where(need > 0, np.sqrt(lo * hi), 0.0)
-    y = grid**cfg.alpha
-    c = y[:, None] - spend
-    util = np.where(c > 0, np.log(np.maximum(c, 1e-300)), -1e10)
-    v = np.zeros(grid.size)
-    for _ in range(3000):
-        v_new = (util + cfg.beta * v[None, :]).max(1)
-        if np.max(np.abs(v_new - v)) < 1e-11:
-            break
-        v = v_new
-    pol = (util + cfg.beta * v[None, :]).argmax(1)
+    """Long-run capital of one household that knows its price impact, the others each spending what buys
+    delta * k_others at the symmetric state (value-function iteration on ``grid``)."""
+    x_other = _symmetric_spending(cfg, k_others) if cfg.n_households > 1 else 0.0
+    _, pol = household_vfi(cfg, x_other, grid)
     fixed = np.nonzero(pol == np.arange(grid.size))[0]
     assert fixed.size >= 1
     return float(grid[fixed].mean())

@@ -1,0 +1,66 @@
+"""Brute-force references for the market formulation's tests: the engine's Walrasian market for one good, and the
+value-function iteration of one household (log utility, Z = 1) that knows its own price impact while the others
+spend fixed amounts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from abm_markets.engine.config import InvestmentConfig
+from abm_markets.markets.base import MarketNoise, Offers, Orders
+from abm_markets.markets.walrasian import WalrasianMarket
+
+T = torch.float64
+
+
+def clear(cfg: InvestmentConfig, spending: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Units bought ``[..., H]`` and price ``[...]`` of one good under the engine's Walrasian market with competitive
+    sellers, households spending ``spending [..., H]``."""
+    b = spending.reshape(-1, spending.shape[-1], 1)
+    orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
+    u = torch.zeros(b.shape[0], b.shape[1], dtype=T)
+    trade = WalrasianMarket().clear(
+        orders, Offers(phi=cfg.phi, n_sellers=cfg.firms_per_good), MarketNoise(u, u[..., None])
+    )
+    return trade.bought[..., 0].reshape(spending.shape), trade.good_price()[..., 0].reshape(spending.shape[:-1])
+
+
+def symmetric_spending(cfg: InvestmentConfig, k: float) -> float:
+    """Spending per household at which each of N^h identical households buys delta K (bisection through the market)."""
+    h = cfg.n_households
+    lo, hi = 1e-12, 1e3
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        bought, _ = clear(cfg, torch.full((h,), mid, dtype=T))
+        lo, hi = (mid, hi) if float(bought[0]) < cfg.delta * k else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def household_vfi(cfg: InvestmentConfig, x_other: float, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value ``V [n]`` and policy (grid index of K') of household 0 on ``grid`` (one good, log utility, Z = 1)
+    when every other household spends ``x_other`` each period; the spending that buys each (K, K') move is found
+    by bisection through the engine's market, so the household's own price impact is the market's."""
+    h, d = cfg.n_households, cfg.delta
+    need = np.maximum(grid[None, :] - (1 - d) * grid[:, None], 0.0)  # units to buy for K -> K'
+    lo, hi = np.full(need.shape, 1e-12), np.full(need.shape, 1e3)
+    for _ in range(80):
+        mid = np.sqrt(lo * hi)
+        sp = torch.full((*need.shape, h), x_other, dtype=T)
+        sp[..., 0] = torch.as_tensor(mid)
+        bought, _ = clear(cfg, sp)
+        low = bought[..., 0].numpy() < need
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    spend = np.where(need > 0, np.sqrt(lo * hi), 0.0)
+    c = grid[:, None] ** cfg.alpha - spend
+    util = np.where(c > 0, np.log(np.maximum(c, 1e-300)), -1e10)
+    v = np.zeros(grid.size)
+    for _ in range(5000):
+        v_new = (util + cfg.beta * v[None, :]).max(1)
+        if np.max(np.abs(v_new - v)) < 1e-12:
+            v = v_new
+            break
+        v = v_new
+    return v, (util + cfg.beta * v[None, :]).argmax(1)
