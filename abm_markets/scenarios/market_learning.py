@@ -78,6 +78,12 @@ class MarketLearningConfig(LearningScenarioConfig):
     k_spread_common: float = param(0.3, "Spread of a common factor of all capital at resets.", ge=0.0, lt=1.0)
     update_streams: int = param(1600, "PPO update on at most this many (economy, agent) streams.", ge=1)
     max_wall_s: float = param(900.0, "Wall-time cap of training (seconds).", gt=0.0)
+    converge_tol: float = param(
+        0.005,
+        "Convergence: (max - min) / mean of the evaluated long-run K (and markup) over the last converge_window "
+        "evaluations.",
+        gt=0.0,
+    )
     eval_paths: int = param(16, "Economies of the fixed evaluation path.", ge=1)
     eval_periods: int = param(400, "Periods of the evaluation path.", ge=10)
     exploit_iterations: int = param(30, "Best-response training iterations per exploitability check (0 = skip).", ge=0)
