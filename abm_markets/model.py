@@ -105,6 +105,11 @@ class InvestmentModel(EconomyModel):
             ``{"households": rule | [rule per household], "firms": rule | [rule per firm]}``
             (firms in good-major order). Defaults: :class:`SteadyStateShare` for households,
             :class:`CompetitiveSupply` for deciding firms.
+        policies: Learned (batched) decision functions ``{"households" | "firms": state -> actions}`` (e.g. a
+            run's trained policies, :func:`abm_markets.scenarios.market_learning.learned_market`): each period
+            they decide from the current state (rebuilt from the agents in ``agents`` mode) for every agent of
+            their key, overriding the rules; the agents still activate, and in the posted-price market their
+            activation order is still the arrival order.
         mode: ``"engine"`` (batched engine with ``B = 1``) or ``"agents"`` (plain Python per agent).
         device, dtype: Of the engine (``agents`` mode computes in Python floats).
         collect: Record the DataCollector's variables after every step (off for timing runs).
@@ -131,6 +136,7 @@ class InvestmentModel(EconomyModel):
         *,
         seed: int = 0,
         rules: DecisionRule | Sequence[DecisionRule] | Mapping[str, Any] | None = None,
+        policies: Mapping[str, Any] | None = None,
         mode: str = "engine",
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
@@ -148,6 +154,15 @@ class InvestmentModel(EconomyModel):
         h_rules = _rules_for(rmap.get("households"), SteadyStateShare(cfg), n_h, "households")
         f_default = CompetitiveSupply(cfg) if economy.deciding_firms else None
         f_rules = _rules_for(rmap.get("firms"), f_default, n_j * n_m, "firms")
+        self.policies = dict(policies or {})
+        for key, pol in self.policies.items():
+            if key not in ("households", "firms") or not callable(pol):
+                raise ConfigError(
+                    f"policies[{key!r}] is invalid; expected policies for households and/or firms, each a function "
+                    "state -> actions"
+                )
+            if key == "firms" and not economy.deciding_firms:
+                raise ConfigError("policies['firms'] given but the firms are competitive; expected firms = 'decision'")
         # read by build_agents, which EconomyModel.__init__ calls
         self.cfg = cfg
         self.mode = mode
@@ -280,7 +295,13 @@ class InvestmentModel(EconomyModel):
                 deciding firms, ``{"firms": [J, M, 2]}``. Households are still activated (their
                 order is the posted-price arrival order).
         """
-        actions = actions or {}
+        actions = dict(actions or {})
+        if self.policies:
+            state = self.to_state()
+            for key, pol in self.policies.items():
+                if actions.get(key) is None:
+                    a = pol(state)[0].detach().double().cpu().numpy()
+                    actions[key] = a.reshape(self.economy.n_goods, self.economy.n_firms, 2) if key == "firms" else a
         self.action_override = None if actions.get("households") is None else np.asarray(actions["households"])
         self.firm_override = None if actions.get("firms") is None else np.asarray(actions["firms"])
         self.arrivals = []

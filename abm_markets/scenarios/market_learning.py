@@ -117,10 +117,17 @@ class MarketLearningConfig(LearningScenarioConfig):
             g for g, on in (("households", self.households == "learning"), ("firms", self.firms == "learning")) if on
         )
 
-    def train_config(self, **changes: Any) -> Any:
+    def _learning_agents(self) -> int:
         h = self.n_households if self.households == "learning" else 0
-        agents = h + (self.n_capital_goods * self.firms_per_good if self.firms == "learning" else 0)
-        b = max(min(64, self.train_economies), self.train_economies // max(1, agents))
+        return h + (self.n_capital_goods * self.firms_per_good if self.firms == "learning" else 0)
+
+    def economies(self) -> int:
+        """Training economies: ``train_economies / (learning agents)``, at least 64 (or train_economies)."""
+        return max(min(64, self.train_economies), self.train_economies // max(1, self._learning_agents()))
+
+    def train_config(self, **changes: Any) -> Any:
+        agents = self._learning_agents()
+        b = self.economies()
         base = {
             "groups": self.groups(),
             "n_economies": b,
@@ -153,7 +160,7 @@ class MarketLearningConfig(LearningScenarioConfig):
 
     def estimated_bytes(self) -> int:
         h, j, m = self.n_households, self.n_capital_goods, self.firms_per_good
-        b = self.train_config().n_economies
+        b = self.economies()
         rollout = b * self.rollout_len * (h * j + j * m) * 32 * 8
         evaluation = self.eval_paths * self.eval_periods * (h * j + j * m) * 16 * 8
         return 2 * (rollout + evaluation)
@@ -282,6 +289,42 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.write_table("long_run", pl.DataFrame([{"policy": "initial", **before}, {"policy": "learned", **learned}]))
     _plots(ctx, ctx.metrics, bm)
     return summary
+
+
+def learned_market(run_dir: str | Any) -> tuple[Any, dict[str, Any]]:
+    """The economy of a ``market-learning`` run directory and its learned policies as batched sources
+    ``{action key: state -> actions}`` (the deployed, averaged actors of the run's last checkpoint): what
+    :class:`~abm_markets.model.InvestmentModel` takes as ``policies`` to run the learned market in Mesa.
+
+    Raises:
+        UserError: Not a run directory of this scenario, or no readable checkpoint (one line).
+    """
+    from pathlib import Path
+
+    from abm_markets.engine.investment import InvestmentEconomy
+    from abm_markets.errors import UserError
+    from abm_markets.learn.sources import PolicySource, steady_state_share_source
+    from abm_markets.learn.train import TrainConfig, Trainer
+    from abm_markets.runner import read_run_dir
+    from abm_markets.runs import latest_checkpoint_path, load_checkpoint
+
+    out = Path(run_dir)
+    saved = read_run_dir(out)
+    if saved.scenario != "market-learning":
+        raise UserError(f"{str(out)!r} is a {saved.scenario!r} run; expected a market-learning run directory")
+    cfg = MarketLearningConfig.from_dict(saved.settings)
+    path = latest_checkpoint_path(out)
+    if path is None:
+        raise UserError(f"{str(out)!r} has no checkpoint; expected a finished or checkpointed market-learning run")
+    ckpt = load_checkpoint(path, out)
+    econ = cfg.economy()
+    eco = InvestmentEconomy(econ)
+    fixed = {} if cfg.households == "learning" else {"households": steady_state_share_source(eco)}
+    trainer = Trainer(eco, TrainConfig.from_dict(ckpt["train_config"]), fixed=fixed)
+    trainer.load_state_dict(ckpt)
+    if trainer.averaged is not None:
+        trainer.load_actor_parameters(trainer.averaged)
+    return econ, {lrn.group.engine_key: PolicySource(lrn) for lrn in trainer.learners.values()}
 
 
 def _plots(ctx: RunContext, metrics: list[dict[str, Any]], bm: Any) -> None:

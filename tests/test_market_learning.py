@@ -1,0 +1,84 @@
+"""Scenario market-learning: a small run end to end (summary keys against the benchmarks), Mesa driving its
+agents with the run's learned policies on the engine's trajectory, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from abm_markets.cli import main
+from abm_markets.engine.investment import InvestmentEconomy
+from abm_markets.errors import UserError
+from abm_markets.model import InvestmentModel
+from abm_markets.scenarios.market_learning import learned_market
+from abm_markets.solvers.market_power import market_benchmarks
+
+SMALL = [
+    "--set", "n_households=2", "--set", "firms=learning", "--set", "firms_per_good=2", "--set", "train_iterations=4",
+    "--set", "exploit_iterations=2", "--set", "exploit_economies=8", "--set", "eval_paths=4",
+    "--set", "eval_periods=40", "--set", "train_economies=64", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ml") / "run"
+    assert main(["run", "market-learning", "--out", str(out), "--seed", "1", *SMALL]) == 0
+    return out
+
+
+def test_summary_reports_the_learned_market_against_the_benchmarks(run_dir: Path) -> None:
+    s = json.loads((run_dir / "summary.json").read_text())
+    econ, _ = learned_market(run_dir)
+    bm = market_benchmarks(econ)
+    assert s["capital_competitive"] == pytest.approx(bm.capital_competitive)
+    assert s["capital_strategic"] == pytest.approx(bm.capital_strategic)
+    assert s["markup_nash"] == pytest.approx(1 / (1 - 0.7 / 2)) and s["markup_joint"] == pytest.approx(1 / 0.3)
+    for key in ("capital_learned", "price_learned", "markup_learned", "profit_gain", "train_wall_s"):
+        assert math.isfinite(s[key]), key
+    assert s["profit_gain"] == pytest.approx(
+        (s["profit_learned"] - bm.profit_nash) / (bm.profit_joint - bm.profit_nash)
+    )
+    assert s["exploitability_households_ce_pct"] >= 0 and s["exploitability_firms_pct"] >= 0
+    assert isinstance(s["converged"], bool) and s["train_iterations"] == 4
+
+
+@pytest.mark.parametrize("mode", ["engine", "agents"])
+def test_mesa_runs_the_learned_market_on_the_engines_trajectory(run_dir: Path, mode: str) -> None:
+    econ, policies = learned_market(run_dir)
+    assert set(policies) == {"households", "firms"}
+    model = InvestmentModel(econ, policies=policies, seed=11, mode=mode)
+    eco = InvestmentEconomy(econ)
+    gen = torch.Generator().manual_seed(11)
+    state = eco.initial_state(1, gen)
+    for _ in range(15):
+        acts = {key: pol(state) for key, pol in policies.items()}
+        state, _ = eco.step(state, acts, gen)
+        model.step()
+        mine = model.to_state()
+        torch.testing.assert_close(mine.capital, state.capital, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(mine.last_price, state.last_price, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(state.capital, eco.initial_state(1, torch.Generator().manual_seed(11)).capital)
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, needle in (
+        (["--set", "households=rule"], "no learners"),
+        (["--set", "information=households[:1]=own_capital+nonsense"], "nonsense"),
+        (["--set", "information=households[:1]=own_capital"], "households"),
+        (["--set", "market=barter"], "barter"),
+    ):
+        out = tmp_path / "bad"
+        assert main(["run", "market-learning", "--out", str(out), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+        assert not out.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text('[run]\nscenario = "investment-planner"\nseed = 0\n\n[scenario]\n')
+    with pytest.raises(UserError, match="expected a market-learning run directory"):
+        learned_market(other)
