@@ -346,3 +346,64 @@ def test_common_capital_factor_moves_aggregate_capital() -> None:
     assert float(common.std()) > 0.12  # uniform factor on [0.7, 1.3]: sd 0.17
     with pytest.raises(ConfigError, match="credit"):
         TrainConfig(algorithm="sac", credit="difference")
+
+
+def test_own_credit_is_the_effect_of_a_households_deviation_on_its_own_return() -> None:
+    """credit = "own" (market households, independent learners): household i's advantage at t, times gamma^t, is the
+    change of *its own* mean-path return (plus its critic value at the end) when it plays its recorded action
+    instead of the mean at t, the others at the mean path; the random-sign probes estimate it (many probes here).
+    The cooperative difference credit (sum of every household's return) gives another answer: under Walrasian
+    clearing household i's spending raises the price the others pay."""
+    eco = InvestmentEconomy(InvestmentConfig(formulation="market", n_households=3))
+    cfg = TrainConfig(
+        groups=("households",),
+        n_economies=4,
+        rollout_len=5,
+        iterations=1,
+        minibatch=60,
+        init_log_std=-2.0,
+        credit="own",
+        credit_path="mean",
+        credit_probes=400,
+    )
+    tr = Trainer(eco, cfg, seed=0)
+    train(tr)
+    lrn = tr.learners["households"]
+    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
+    dones, state = [], tr.state
+    for _ in range(5):
+        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
+        noise = eco.draw_noise(4, tr.env_gen)
+        replay["state"].append(state)
+        replay["noise"].append(noise)
+        replay["raws"].append({"households": raw})
+        state, _ = eco.step(state, tr.actions(state, {"households": raw}), noise=noise)
+        dones.append(torch.zeros(4, dtype=torch.bool))
+    adv = tr._difference_advantages("households", replay, dones)  # [T, B, 3, 1]
+    gamma = cfg.gamma
+
+    def own_returns(held: list[torch.Tensor]) -> torch.Tensor:
+        st, total = replay["state"][0], torch.zeros(4, 3, dtype=torch.float64)
+        with torch.no_grad():
+            for t, act in enumerate(held):
+                st, out = eco.step(st, tr.actions(st, {"households": act}), noise=replay["noise"][t])
+                total += gamma**t * lrn.scale_reward(lrn.group.reward(out).double())
+            total += gamma ** len(held) * lrn.state_value(lrn.stored_obs(st)).double()
+        return total
+
+    mean_raws, st = [], replay["state"][0]
+    with torch.no_grad():
+        for t in range(5):
+            mean_raws.append(lrn.policy_mean(lrn.stored_obs(st)))
+            st, _ = eco.step(st, tr.actions(st, {"households": mean_raws[-1]}), noise=replay["noise"][t])
+    base = own_returns(mean_raws)
+    for t, b, i in ((0, 0, 0), (2, 1, 2), (4, 3, 1)):
+        dev = replay["raws"][t]["households"] - lrn.policy_mean(lrn.stored_obs(replay["state"][t]))
+        moved = [r.clone() for r in mean_raws]
+        moved[t][b, i] += dev[b, i]
+        exact = float(own_returns(moved)[b, i] - base[b, i])
+        assert exact != 0.0
+        assert float(adv[t, b, i, 0]) * gamma**t == pytest.approx(exact, rel=0.08)
+    team = Trainer(eco, TrainConfig(**{**cfg.to_dict(), "credit": "difference"}), seed=0)
+    team.load_state_dict(tr.state_dict())
+    assert not torch.allclose(team._difference_advantages("households", replay, dones), adv, rtol=0.05)

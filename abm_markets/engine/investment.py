@@ -328,7 +328,11 @@ class InvestmentEconomy(BatchedEconomy):
             overshoot = torch.relu(plan_total / y - 1.0)
             # what buyers wanted to spend on each good at last period's price (rationed demand included),
             # split evenly across its firms: the demand signal of rule firms in the posted-price market
-            desired = torch.minimum(orders.budget, orders.quantity * state.last_price.unsqueeze(-2)).sum(-2)
+            # (spending orders carry an infinite quantity cap: kept out of the product, whose derivative would be
+            # 0 * inf = NaN wherever the price enters a gradient, e.g. through the firms' demand observation)
+            uncapped = torch.isinf(orders.quantity)
+            cap = torch.where(uncapped, 0.0, orders.quantity) * state.last_price.unsqueeze(-2)
+            desired = torch.where(uncapped, orders.budget, torch.minimum(orders.budget, cap)).sum(-2)
             last_spending = (desired / self.n_firms).unsqueeze(-1).expand(bsz, j, self.n_firms).contiguous()
 
         consumption = (y - spending.sum(-1)).clamp_min(0.0)

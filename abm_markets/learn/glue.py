@@ -435,7 +435,7 @@ def _build_algorithm(group: GroupSpec, s: LearnerSettings, device: torch.device)
     if s.algorithm == "ppo":
         actor = FactorisedActor(encoder(False), a_unit, s.hidden, s.init_log_std)
         critic = PooledCritic(encoder(s.central_critic), s.hidden)
-        per_unit = (s.ppo_ratio == "per_unit" and group.units > 1) or s.credit == "difference"
+        per_unit = (s.ppo_ratio == "per_unit" and group.units > 1) or s.credit in ("difference", "own")
         units = group.units
 
         def per_unit_dist(loc_scale: tuple[Tensor, Tensor]) -> torch.distributions.Distribution:

@@ -148,8 +148,17 @@ class TrainConfig(Config):
         "(each of a planner's households) its own advantage, the first-order difference reward "
         "dG/da_i (a_i - mean_i) of the rollout's discounted return plus the critic's value at its end, "
         "differentiated through the economy's step replayed with the same shocks, so the other units' "
-        "exploration noise no longer enters a unit's advantage (needs a differentiable economy).",
-        choices=("team", "difference"),
+        "exploration noise no longer enters a unit's advantage (needs a differentiable economy). own: the same "
+        "replay, but each slot's advantage is the derivative of its *own* return in its own action (independent "
+        "learners of a group whose slots have their own rewards, e.g. households in a market: what an agent that "
+        "knows its effect on prices would do; estimated with random-sign probes, credit_probes).",
+        choices=("team", "difference", "own"),
+    )
+    credit_probes: int = param(
+        4,
+        "credit = own: random-sign probes (one backward pass each) that estimate every slot's gradient of its own "
+        "return in its own actions; a group of one slot needs none.",
+        ge=1,
     )
     credit_horizon: int = param(
         0,
@@ -218,8 +227,8 @@ class TrainConfig(Config):
     def validate(self) -> None:
         if not self.groups:
             raise ConfigError("TrainConfig.groups = () is invalid; expected at least one group")
-        if self.credit == "difference" and self.algorithm != "ppo":
-            raise ConfigError(f"TrainConfig.credit = 'difference' needs algorithm = 'ppo', not {self.algorithm!r}")
+        if self.credit != "team" and self.algorithm != "ppo":
+            raise ConfigError(f"TrainConfig.credit = {self.credit!r} needs algorithm = 'ppo', not {self.algorithm!r}")
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"TrainConfig.groups = {self.groups!r} names a group twice")
 
@@ -444,7 +453,7 @@ class Trainer:
         live = self._live
         live["rec"] = {n: {"observations": r["obs"], "rewards": r["rew"]} for n, r in rec.items()}
         state = self.state
-        diff = cfg.credit == "difference"
+        diff = cfg.credit in ("difference", "own")
         replay: dict[str, list[Any]] = {"state": [], "gen": [], "noise": [], "raws": []}
         # With pre-drawable shocks the replay can run on the update's economies only (same shocks per economy).
         own_noise = diff and callable(getattr(self.economy, "draw_noise", None))
@@ -610,6 +619,12 @@ class Trainer:
             (torch.zeros_like(raws[name]) if at_mean else raws[name].detach().clone()).requires_grad_(True)
             for raws in all_raws
         ]
+        # credit = own: each slot's own return [B, n] (its gradient in its own actions comes from random-sign probes)
+        own_credit = self.cfg.credit == "own" and lrn.group.n_slots > 1
+
+        def reduce(x: Tensor) -> Tensor:
+            return x if own_credit else x.sum()
+
         with torch.enable_grad():
             state = states[0]
             total = torch.zeros((), device=self.device)
@@ -623,18 +638,22 @@ class Trainer:
                 else:
                     gen.set_state(replay["gen"][t])
                     nxt, outcome = self.economy.step(state, self.actions(state, raws), gen)
-                total = total + gamma**t * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
+                total = total + gamma**t * reduce(lrn.scale_reward(lrn.group.reward(outcome).float()))
                 last = t == n_t - 1
                 if last and self.cfg.credit_horizon:
-                    total = total + self._continued_return(lrn, nxt, n_t)
+                    total = total + self._continued_return(lrn, nxt, n_t, per_slot=own_credit)
                     continue
                 ends = torch.ones_like(ends_at[t]) if last else ends_at[t]
                 if bool(ends.any()):
-                    v = lrn.state_value(lrn.stored_obs(nxt)).sum(-1)
-                    total = total + gamma ** (t + 1) * (v * ends.to(v.dtype)).sum()
+                    if own_credit:
+                        v = lrn.state_value(lrn.stored_obs(nxt))
+                        total = total + gamma ** (t + 1) * v * ends.to(v.dtype).unsqueeze(-1)
+                    else:
+                        v = lrn.state_value(lrn.stored_obs(nxt)).sum(-1)
+                        total = total + gamma ** (t + 1) * (v * ends.to(v.dtype)).sum()
                 if not last:
                     state = where_state(ends_at[t], states[t + 1], nxt)
-            grads = torch.autograd.grad(total, leaves)
+            grads = self._own_gradients(total, leaves) if own_credit else list(torch.autograd.grad(total, leaves))
         out = []
         with torch.no_grad():
             for t in range(n_t):
@@ -643,11 +662,26 @@ class Trainer:
                 out.append(gamma**-t * (grads[t] * dev).reshape(b, n, units, -1).sum(-1))
         return torch.stack(out)
 
-    def _continued_return(self, lrn: GroupLearner, state: Any, start: int) -> Tensor:
+    def _own_gradients(self, returns: Tensor, leaves: list[Tensor]) -> list[Tensor]:
+        """``d G_i / d a_i`` of every slot's own return ``G_i`` (``returns [B, n]``) in its own actions, estimated
+        with ``credit_probes`` random-sign probes ``v``: ``v_i d(sum_k v_k G_k)/d a_i`` has expectation
+        ``dG_i / da_i`` (the other slots' effects on ``G_i`` enter with mean-zero signs). One backward pass per
+        probe, signs from the update stream."""
+        probes = self.cfg.credit_probes
+        grads = [torch.zeros_like(leaf) for leaf in leaves]
+        for k in range(probes):
+            sign = torch.randint(0, 2, returns.shape, generator=self.update_gen).to(returns) * 2 - 1
+            g = torch.autograd.grad((returns * sign).sum(), leaves, retain_graph=k < probes - 1)
+            w = sign.unsqueeze(-1) / probes
+            for acc, gi in zip(grads, g, strict=True):
+                acc.add_(gi * w.to(gi.dtype))
+        return grads
+
+    def _continued_return(self, lrn: GroupLearner, state: Any, start: int, per_slot: bool = False) -> Tensor:
         """``sum_h gamma^(start+h) r + gamma^(start+H) V`` of ``H = credit_horizon`` periods from ``state`` (the state
         after the rollout's last period, before any reset), every group at its policy's mean action (which
         responds to the state, so the derivative runs through it), shocks from a generator seeded from the
-        update stream; differentiable in ``state``."""
+        update stream; differentiable in ``state``. Summed over the group's slots, or ``[B, n]`` per slot."""
         gamma = self.cfg.gamma
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.update_gen).item()))
@@ -655,7 +689,10 @@ class Trainer:
         for h in range(self.cfg.credit_horizon):
             raws = {n: other.policy_mean(other.stored_obs(state)) for n, other in self.learners.items()}
             state, outcome = self.economy.step(state, self.actions(state, raws), gen)
-            total = total + gamma ** (start + h) * lrn.scale_reward(lrn.group.reward(outcome).float()).sum()
+            r = lrn.scale_reward(lrn.group.reward(outcome).float())
+            total = total + gamma ** (start + h) * (r if per_slot else r.sum())
+        if per_slot:
+            return total + gamma ** (start + self.cfg.credit_horizon) * lrn.state_value(lrn.stored_obs(state))
         v = lrn.state_value(lrn.stored_obs(state)).sum(-1)
         return total + gamma ** (start + self.cfg.credit_horizon) * v.sum()
 

@@ -67,6 +67,14 @@ class MarketLearningConfig(LearningScenarioConfig):
         "shared", "shared: one policy per group; per_agent: one per agent.", choices=("shared", "per_agent")
     )
     central_critic: bool = param(False, "Critics see the global state as well as the agent's own observation.")
+    credit: str = param(
+        "own",
+        "Advantage of each learning agent: own (the derivative of its own discounted return in its own action "
+        "through the replayed market, along the policy's mean path, continued credit_horizon periods: an agent "
+        "that knows its effect on prices) or team (model-free PPO: the GAE advantage of its own reward).",
+        choices=("own", "team"),
+    )
+    credit_horizon: int = param(128, "credit = own: periods the replay continues past each rollout.", ge=0)
     train_iterations: int = param(300, "Training iterations (at most).", ge=1)
     lr_schedule: str = param(
         "linear", "Learning rate: constant, or linear down to zero.", choices=("constant", "linear")
@@ -137,6 +145,9 @@ class MarketLearningConfig(LearningScenarioConfig):
             "vf_coef": self.vf_coef,
             "sharing": self.sharing,
             "central_critic": self.central_critic,
+            "credit": self.credit,
+            "credit_path": "mean",
+            "credit_horizon": self.credit_horizon if self.credit == "own" else 0,
             "update_streams": self.update_streams,
             "minibatch": max(self.train_minibatch, min(self.update_streams, b * max(1, agents)) * self.rollout_len),
         }
@@ -150,7 +161,7 @@ class MarketLearningConfig(LearningScenarioConfig):
             iterations=self.exploit_iterations,
             init_log_std=-2.0,
             std_end=0.05,
-            credit="difference",
+            credit="own",
             credit_path="mean",
             credit_horizon=128,
             update_streams=None,
