@@ -87,7 +87,7 @@ class MarketLearningConfig(LearningScenarioConfig):
     update_streams: int = param(1600, "PPO update on at most this many (economy, agent) streams.", ge=1)
     max_wall_s: float = param(900.0, "Wall-time cap of training (seconds).", gt=0.0)
     converge_tol: float = param(
-        0.005,
+        0.002,
         "Convergence: (max - min) / mean of the evaluated long-run K (and markup) over the last converge_window "
         "evaluations.",
         gt=0.0,
