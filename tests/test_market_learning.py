@@ -45,6 +45,8 @@ def test_summary_reports_the_learned_market_against_the_benchmarks(run_dir: Path
     )
     assert s["exploitability_households_ce_pct"] >= 0 and s["exploitability_firms_pct"] >= 0
     assert isinstance(s["converged"], bool) and s["train_iterations"] == 4
+    (sub,) = s["subgroups"]  # one information subgroup: every household
+    assert sub["households"] == "0-1" and sub["welfare_per_household"] == pytest.approx(s["welfare_per_household"])
 
 
 @pytest.mark.parametrize("mode", ["engine", "agents"])

@@ -186,20 +186,44 @@ def long_run(economy: Any, path: Any, decide: Any) -> dict[str, float]:
     state = path.state0
     half = path.periods // 2
     acc: dict[str, list[torch.Tensor]] = {k: [] for k in ("capital", "price", "produced", "markup", "profit")}
-    utility = torch.zeros((), dtype=torch.float64)
+    utility = torch.zeros(economy.n_households, dtype=torch.float64)
+    capital_i: list[torch.Tensor] = []
     for t in range(path.periods):
         state, out = economy.step(state, decide(state), noise=path.noise[t])
-        utility = utility + cfg.beta**t * out.utility.double().mean(0).sum()
+        utility = utility + cfg.beta**t * out.utility.double().mean(0)
         if t >= half:
             produced = out.produced.double()
+            capital_i.append(state.capital.double().mean((0, 2)))
             acc["capital"].append(state.capital.double().mean())
             acc["price"].append(out.firm_price.double().mean())
             acc["produced"].append(produced.mean())
             acc["markup"].append((out.firm_price.double() / (cfg.phi * produced).clamp_min(1e-12)).mean())
             acc["profit"].append(out.profit.double().mean())
-    res = {k: float(torch.stack(v).mean()) for k, v in acc.items()}
-    res["welfare_per_household"] = float(utility) / economy.n_households
+    res: dict[str, Any] = {k: float(torch.stack(v).mean()) for k, v in acc.items()}
+    res["welfare_per_household"] = float(utility.mean())
+    res["welfare_by_household"] = utility.tolist()
+    res["capital_by_household"] = torch.stack(capital_i).mean(0).tolist()
     return res
+
+
+def subgroup_results(economy: Any, learned: dict[str, Any], capital_competitive: float) -> list[dict[str, Any]]:
+    """Per subgroup of households of the information structure: its members, blocks, mean discounted utility per
+    household and mean long-run capital over the competitive steady state."""
+    group = economy.group("households")
+    out = []
+    for sub in economy.information.subgroups(group):
+        idx = list(sub.members)
+        out.append(
+            {
+                "households": f"{idx[0]}-{idx[-1]}" if idx == list(range(idx[0], idx[-1] + 1)) else str(idx),
+                "observes": "+".join(sub.observes),
+                "welfare_per_household": sum(learned["welfare_by_household"][i] for i in idx) / len(idx),
+                "capital_over_competitive": sum(learned["capital_by_household"][i] for i in idx)
+                / len(idx)
+                / capital_competitive,
+            }
+        )
+    return out
 
 
 def bands_settled(rows: list[dict[str, Any]], keys: tuple[str, ...], window: int, tol: float) -> bool:
@@ -281,6 +305,7 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
         "profit_joint": bm.profit_joint,
         "profit_gain": profit_gain(learned["profit"], bm.profit_nash, bm.profit_joint),
         "welfare_per_household": learned["welfare_per_household"],
+        "subgroups": subgroup_results(eco, learned, bm.capital_competitive),
         "exploitability_households_ce_pct": exploit["households"]["exploitability"] if "households" in exploit else nan,
         "exploitability_firms_pct": exploit["firms"]["exploitability"] if "firms" in exploit else nan,
         "best_response_gain_households_ce_pct": exploit["households"]["gain"] if "households" in exploit else nan,
@@ -297,7 +322,13 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
         "households": cfg.households,
         "firms": cfg.firms,
     }
-    ctx.write_table("long_run", pl.DataFrame([{"policy": "initial", **before}, {"policy": "learned", **learned}]))
+    scalar = ("capital", "price", "produced", "markup", "profit", "welfare_per_household")
+    ctx.write_table(
+        "long_run",
+        pl.DataFrame(
+            [{"policy": p, **{k: r[k] for k in scalar}} for p, r in (("initial", before), ("learned", learned))]
+        ),
+    )
     _plots(ctx, ctx.metrics, bm)
     return summary
 
