@@ -242,6 +242,11 @@ class BatchedEconomy:
     (:class:`~abm_markets.engine.economy.EconomySpec`), ``self.information``, ``self.device``, ``self.dtype``
     and implements ``initial_state``, ``step``, ``observation_block``, ``decode``, ``rewards``,
     ``global_state`` and ``logged``.
+
+    Optional: ``draw_noise(batch_size, generator) -> [B, D]`` (every random draw of one period, one generator
+    call) with ``step(state, actions, noise=...)`` consuming it instead of the generator. Economies that have the
+    pair (the investment economy, the constructor's) let evaluations replay fixed shocks and let the trainer's
+    difference credit replay only the economies its update uses.
     """
 
     groups: tuple[DecisionGroup, ...]
