@@ -333,10 +333,11 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     return summary
 
 
-def learned_market(run_dir: str | Any) -> tuple[Any, dict[str, Any]]:
+def learned_market(run_dir: str | Any, **changes: Any) -> tuple[Any, dict[str, Any]]:
     """The economy of a ``market-learning`` run directory and its learned policies as batched sources
     ``{action key: state -> actions}`` (the deployed, averaged actors of the run's last checkpoint): what
     :class:`~abm_markets.model.InvestmentModel` takes as ``policies`` to run the learned market in Mesa.
+    ``changes`` override the run's settings first (e.g. another ``information`` with the same observation layout).
 
     Raises:
         UserError: Not a run directory of this scenario, or no readable checkpoint (one line).
@@ -354,7 +355,7 @@ def learned_market(run_dir: str | Any) -> tuple[Any, dict[str, Any]]:
     saved = read_run_dir(out)
     if saved.scenario != "market-learning":
         raise UserError(f"{str(out)!r} is a {saved.scenario!r} run; expected a market-learning run directory")
-    cfg = MarketLearningConfig.from_dict(saved.settings)
+    cfg = MarketLearningConfig.from_dict({**saved.settings, **changes})
     path = latest_checkpoint_path(out)
     if path is None:
         raise UserError(f"{str(out)!r} has no checkpoint; expected a finished or checkpointed market-learning run")
