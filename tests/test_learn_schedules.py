@@ -273,6 +273,22 @@ def test_mean_path_advantage_with_a_continued_horizon_is_a_deviation_from_the_me
     assert not torch.allclose(plain._difference_advantages("planner", replay, dones), adv)
 
 
+def _recorded(tr: Trainer, group: str, periods: int) -> tuple[dict, list[torch.Tensor]]:
+    """A short rollout of one learning group recorded as the trainer records it with pre-drawn shocks."""
+    lrn, eco = tr.learners[group], tr.economy
+    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
+    dones, state = [], tr.state
+    for _ in range(periods):
+        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
+        noise = eco.draw_noise(state.batch_size, tr.env_gen)
+        replay["state"].append(state)
+        replay["noise"].append(noise)
+        replay["raws"].append({group: raw})
+        state, _ = eco.step(state, tr.actions(state, {group: raw}), noise=noise)
+        dones.append(torch.zeros(state.batch_size, dtype=torch.bool))
+    return replay, dones
+
+
 def test_difference_credit_on_the_update_economies_equals_the_full_replay_there() -> None:
     """With recorded shocks (``draw_noise``) the replay runs on the update's economies only: the same advantages
     there as the replay of the whole batch (economies are independent given their shocks)."""
@@ -289,17 +305,7 @@ def test_difference_credit_on_the_update_economies_equals_the_full_replay_there(
     )
     tr = Trainer(eco, cfg, seed=0)
     train(tr)
-    lrn = tr.learners["planner"]
-    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
-    dones, state = [], tr.state
-    for _ in range(6):
-        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
-        noise = eco.draw_noise(8, tr.env_gen)
-        replay["state"].append(state)
-        replay["noise"].append(noise)
-        replay["raws"].append({"planner": raw})
-        state, _ = eco.step(state, tr.actions(state, {"planner": raw}), noise=noise)
-        dones.append(torch.zeros(8, dtype=torch.bool))
+    replay, dones = _recorded(tr, "planner", 6)
     rows = tr._update_rows()
     assert rows is not None and rows.tolist() == sorted(set(rows.tolist())) and len(rows) == 3
     full = tr._difference_advantages("planner", replay, dones)
@@ -369,16 +375,7 @@ def test_own_credit_is_the_effect_of_a_households_deviation_on_its_own_return() 
     tr = Trainer(eco, cfg, seed=0)
     train(tr)
     lrn = tr.learners["households"]
-    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
-    dones, state = [], tr.state
-    for _ in range(5):
-        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
-        noise = eco.draw_noise(4, tr.env_gen)
-        replay["state"].append(state)
-        replay["noise"].append(noise)
-        replay["raws"].append({"households": raw})
-        state, _ = eco.step(state, tr.actions(state, {"households": raw}), noise=noise)
-        dones.append(torch.zeros(4, dtype=torch.bool))
+    replay, dones = _recorded(tr, "households", 5)
     adv = tr._difference_advantages("households", replay, dones)  # [T, B, 3, 1]
     gamma = cfg.gamma
 
