@@ -24,7 +24,8 @@ from abm_markets.engine.investment import InvestmentEconomy
 from abm_markets.learn import evaluate as ev
 from abm_markets.learn.sources import as_decide, steady_state_share_source
 from abm_markets.learn.train import Trainer
-from abm_markets.scenarios.market_learning import MarketLearningConfig, bands_settled, long_run
+from abm_markets.scenarios.learning import bands_settled
+from abm_markets.scenarios.market_learning import MarketLearningConfig, long_run
 from abm_markets.solvers.market_power import market_benchmarks
 
 

@@ -169,19 +169,8 @@ def test_per_unit_ratio_is_the_joint_one_for_a_single_household() -> None:
 
 # ------------------------------------------------------------------------------------- difference credit
 def _replay(tr: Trainer, periods: int) -> tuple[dict, list[torch.Tensor]]:
-    """A short rollout of the planner recorded the way the trainer records it for difference credit."""
-    lrn = tr.learners["planner"]
-    replay: dict[str, list] = {"state": [], "gen": [], "raws": []}
-    dones = []
-    state = tr.state
-    for _ in range(periods):
-        _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
-        replay["state"].append(state)
-        replay["gen"].append(tr.env_gen.get_state())
-        replay["raws"].append({"planner": raw})
-        state, _ = tr.economy.step(state, tr.actions(state, {"planner": raw}), tr.env_gen)
-        dones.append(torch.zeros(state.batch_size, dtype=torch.bool))
-    return replay, dones
+    """A short rollout of the planner recorded with generator states (an economy without ``draw_noise``)."""
+    return _recorded(tr, "planner", periods, noise=False)
 
 
 def test_difference_advantage_is_the_effect_of_one_households_deviation() -> None:
@@ -273,18 +262,23 @@ def test_mean_path_advantage_with_a_continued_horizon_is_a_deviation_from_the_me
     assert not torch.allclose(plain._difference_advantages("planner", replay, dones), adv)
 
 
-def _recorded(tr: Trainer, group: str, periods: int) -> tuple[dict, list[torch.Tensor]]:
-    """A short rollout of one learning group recorded as the trainer records it with pre-drawn shocks."""
+def _recorded(tr: Trainer, group: str, periods: int, noise: bool = True) -> tuple[dict, list[torch.Tensor]]:
+    """A short rollout of one learning group recorded as the trainer records it for the gradient credits: with
+    pre-drawn shocks (``noise``) or with the engine generator's state before each period."""
     lrn, eco = tr.learners[group], tr.economy
-    replay: dict[str, list] = {"state": [], "noise": [], "raws": []}
+    replay: dict[str, list] = {"state": [], "noise" if noise else "gen": [], "raws": []}
     dones, state = [], tr.state
     for _ in range(periods):
         _, raw = lrn.act_stored(lrn.stored_obs(state), explore=True, generator=tr.agent_gen)
-        noise = eco.draw_noise(state.batch_size, tr.env_gen)
         replay["state"].append(state)
-        replay["noise"].append(noise)
         replay["raws"].append({group: raw})
-        state, _ = eco.step(state, tr.actions(state, {group: raw}), noise=noise)
+        if noise:
+            u = eco.draw_noise(state.batch_size, tr.env_gen)
+            replay["noise"].append(u)
+            state, _ = eco.step(state, tr.actions(state, {group: raw}), noise=u)
+        else:
+            replay["gen"].append(tr.env_gen.get_state())
+            state, _ = eco.step(state, tr.actions(state, {group: raw}), tr.env_gen)
         dones.append(torch.zeros(state.batch_size, dtype=torch.bool))
     return replay, dones
 

@@ -26,7 +26,6 @@ from abm_markets.errors import ConfigError
 from abm_markets.solvers.market_power import market_benchmarks, profit_gain
 
 T = torch.float64
-_clear, _symmetric_spending = clear, symmetric_spending
 
 
 def _market_cfg(**kw: object) -> InvestmentConfig:
@@ -43,16 +42,16 @@ def _mpk(cfg: InvestmentConfig, k: float) -> float:
 def _euler_gap(cfg: InvestmentConfig, k: float, own_impact: bool) -> float:
     """``beta (MPK + (1 - delta) P) / P - 1`` at the symmetric state K, with P the cost of one more unit to one
     household: the market price (price taker) or ``1 / (dI_i / dx_i)`` measured through the market."""
-    x = _symmetric_spending(cfg, k)
+    x = symmetric_spending(cfg, k)
     h = cfg.n_households
-    _, price = _clear(cfg, torch.full((h,), x, dtype=T))
+    _, price = clear(cfg, torch.full((h,), x, dtype=T))
     cost = float(price)
     if own_impact:
         e = 1e-6 * x
         dev = torch.full((2, h), x, dtype=T)
         dev[0, 0] += e
         dev[1, 0] -= e
-        bought, _ = _clear(cfg, dev)
+        bought, _ = clear(cfg, dev)
         cost = 2 * e / float(bought[0, 0] - bought[1, 0])
     return cfg.beta * (_mpk(cfg, k) + (1.0 - cfg.delta) * cost) / cost - 1.0
 
@@ -72,14 +71,14 @@ def test_competitive_and_buyer_side_steady_states_against_the_market_euler_searc
     assert bm.capital_competitive == pytest.approx(k_ss, rel=1e-12)  # the engine's declared steady state
     assert bm.capital_strategic == pytest.approx(k_strat, rel=1e-5)
     assert bm.capital_strategic < bm.capital_competitive
-    _, p = _clear(cfg, torch.full((h,), _symmetric_spending(cfg, k_comp), dtype=T))
+    _, p = clear(cfg, torch.full((h,), symmetric_spending(cfg, k_comp), dtype=T))
     assert bm.price_competitive == pytest.approx(float(p), rel=1e-7)
 
 
 def _best_response_capital(cfg: InvestmentConfig, k_others: float, grid: np.ndarray) -> float:
     """Long-run capital of one household that knows its price impact, the others each spending what buys
     delta * k_others at the symmetric state (value-function iteration on ``grid``)."""
-    x_other = _symmetric_spending(cfg, k_others) if cfg.n_households > 1 else 0.0
+    x_other = symmetric_spending(cfg, k_others) if cfg.n_households > 1 else 0.0
     _, pol = household_vfi(cfg, x_other, grid)
     fixed = np.nonzero(pol == np.arange(grid.size))[0]
     assert fixed.size >= 1

@@ -282,14 +282,23 @@ class _RunLabel:
         return self.ctx.progress(total, desc)
 
 
+def bands_settled(rows: list[dict[str, Any]], keys: tuple[str, ...], window: int, tol: float) -> bool:
+    """Every metric in ``keys`` of the last ``window`` evaluations lies in a band of relative width ``tol``
+    (``(max - min) / |mean|``). It refers to no run's best, only to recent moves."""
+    for key in keys:
+        vals = [r[key] for r in rows if r.get(key) is not None and math.isfinite(r[key])]
+        if len(vals) < window:
+            return False
+        last = vals[-window:]
+        if (max(last) - min(last)) / abs(sum(last) / window) >= tol:
+            return False
+    return True
+
+
 def capital_settled(rows: list[dict[str, Any]], window: int, tol: float) -> bool:
     """The convergence criterion: the evaluated long-run ``K / K_ss`` of the last ``window`` evaluations lies in a
-    band of relative width ``tol`` (``(max - min) / mean``). It refers to no run's best, only to recent moves."""
-    ratios = [r["eval_capital_ratio"] for r in rows if r.get("eval_capital_ratio") is not None]
-    if len(ratios) < window:
-        return False
-    last = ratios[-window:]
-    return (max(last) - min(last)) / (sum(last) / window) < tol
+    band of relative width ``tol``."""
+    return bands_settled(rows, ("eval_capital_ratio",), window, tol)
 
 
 @register(

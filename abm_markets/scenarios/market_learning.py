@@ -31,7 +31,7 @@ from abm_markets.config import param
 from abm_markets.errors import ConfigError
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
-from abm_markets.scenarios.learning import LearningScenarioConfig
+from abm_markets.scenarios.learning import LearningScenarioConfig, bands_settled
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -125,6 +125,12 @@ class MarketLearningConfig(LearningScenarioConfig):
             g for g, on in (("households", self.households == "learning"), ("firms", self.firms == "learning")) if on
         )
 
+    def fixed_sources(self, economy: Any) -> dict[str, Any]:
+        """Sources of the groups that do not learn: rule households spend the competitive steady-state share."""
+        from abm_markets.learn.sources import steady_state_share_source
+
+        return {} if self.households == "learning" else {"households": steady_state_share_source(economy)}
+
     def _learning_agents(self) -> int:
         h = self.n_households if self.households == "learning" else 0
         return h + (self.n_capital_goods * self.firms_per_good if self.firms == "learning" else 0)
@@ -155,14 +161,14 @@ class MarketLearningConfig(LearningScenarioConfig):
         return super().train_config(**base)
 
     def exploit_config(self) -> Any:
-        """Best responses: one agent, difference credit along the mean path continued 128 periods."""
+        """Best responses: one agent, credited with the derivative of its own return (along the mean path, continued
+        128 periods), whatever the learners' credit."""
         return self.train_config(
             n_economies=self.exploit_economies,
             iterations=self.exploit_iterations,
             init_log_std=-2.0,
             std_end=0.05,
             credit="own",
-            credit_path="mean",
             credit_horizon=128,
             update_streams=None,
             minibatch=self.exploit_economies * self.rollout_len,
@@ -185,7 +191,7 @@ def long_run(economy: Any, path: Any, decide: Any) -> dict[str, float]:
     cfg = economy.cfg
     state = path.state0
     half = path.periods // 2
-    acc: dict[str, list[torch.Tensor]] = {k: [] for k in ("capital", "price", "produced", "markup", "profit")}
+    acc: dict[str, list[torch.Tensor]] = {k: [] for k in ("price", "produced", "markup", "profit")}
     utility = torch.zeros(economy.n_households, dtype=torch.float64)
     capital_i: list[torch.Tensor] = []
     for t in range(path.periods):
@@ -194,15 +200,16 @@ def long_run(economy: Any, path: Any, decide: Any) -> dict[str, float]:
         if t >= half:
             produced = out.produced.double()
             capital_i.append(state.capital.double().mean((0, 2)))
-            acc["capital"].append(state.capital.double().mean())
             acc["price"].append(out.firm_price.double().mean())
             acc["produced"].append(produced.mean())
             acc["markup"].append((out.firm_price.double() / (cfg.phi * produced).clamp_min(1e-12)).mean())
             acc["profit"].append(out.profit.double().mean())
     res: dict[str, Any] = {k: float(torch.stack(v).mean()) for k, v in acc.items()}
+    by_household = torch.stack(capital_i).mean(0)
+    res["capital"] = float(by_household.mean())
     res["welfare_per_household"] = float(utility.mean())
     res["welfare_by_household"] = utility.tolist()
-    res["capital_by_household"] = torch.stack(capital_i).mean(0).tolist()
+    res["capital_by_household"] = by_household.tolist()
     return res
 
 
@@ -226,18 +233,6 @@ def subgroup_results(economy: Any, learned: dict[str, Any], capital_competitive:
     return out
 
 
-def bands_settled(rows: list[dict[str, Any]], keys: tuple[str, ...], window: int, tol: float) -> bool:
-    """Every metric in ``keys`` of the last ``window`` evaluations lies in a band of relative width ``tol``."""
-    for key in keys:
-        vals = [r[key] for r in rows if r.get(key) is not None and math.isfinite(r[key])]
-        if len(vals) < window:
-            return False
-        last = vals[-window:]
-        if (max(last) - min(last)) / abs(sum(last) / window) >= tol:
-            return False
-    return True
-
-
 @register(
     "market-learning",
     config=MarketLearningConfig,
@@ -247,15 +242,13 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.engine.investment import InvestmentEconomy
     from abm_markets.learn import evaluate as ev
     from abm_markets.learn.exploit import best_response_gain
-    from abm_markets.learn.sources import steady_state_share_source
     from abm_markets.learn.train import Trainer, train
     from abm_markets.solvers.market_power import market_benchmarks, profit_gain
 
     econ = cfg.economy()
     eco = InvestmentEconomy(econ, device=ctx.device)
     bm = market_benchmarks(econ)
-    fixed = {} if cfg.households == "learning" else {"households": steady_state_share_source(eco)}
-    trainer = Trainer(eco, cfg.train_config(), seed=ctx.seed, fixed=fixed)
+    trainer = Trainer(eco, cfg.train_config(), seed=ctx.seed, fixed=cfg.fixed_sources(eco))
     path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100))
     keys = ("eval_capital_ratio",) + (("eval_markup",) if cfg.firms == "learning" else ())
 
@@ -346,7 +339,7 @@ def learned_market(run_dir: str | Any, **changes: Any) -> tuple[Any, dict[str, A
 
     from abm_markets.engine.investment import InvestmentEconomy
     from abm_markets.errors import UserError
-    from abm_markets.learn.sources import PolicySource, steady_state_share_source
+    from abm_markets.learn.sources import PolicySource
     from abm_markets.learn.train import TrainConfig, Trainer
     from abm_markets.runner import read_run_dir
     from abm_markets.runs import latest_checkpoint_path, load_checkpoint
@@ -362,8 +355,7 @@ def learned_market(run_dir: str | Any, **changes: Any) -> tuple[Any, dict[str, A
     ckpt = load_checkpoint(path, out)
     econ = cfg.economy()
     eco = InvestmentEconomy(econ)
-    fixed = {} if cfg.households == "learning" else {"households": steady_state_share_source(eco)}
-    trainer = Trainer(eco, TrainConfig.from_dict(ckpt["train_config"]), fixed=fixed)
+    trainer = Trainer(eco, TrainConfig.from_dict(ckpt["train_config"]), fixed=cfg.fixed_sources(eco))
     trainer.load_state_dict(ckpt)
     if trainer.averaged is not None:
         trainer.load_actor_parameters(trainer.averaged)
