@@ -64,3 +64,32 @@ def household_vfi(cfg: InvestmentConfig, x_other: float, grid: np.ndarray) -> tu
             break
         v = v_new
     return v, (util + cfg.beta * v[None, :]).argmax(1)
+
+
+def firm_vfi(cfg: InvestmentConfig, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value ``V [n]`` (discounted profit) and policy (grid index of K') of the one capital-good firm (one good,
+    ``Z = 1``) against rule households who spend the engine's competitive steady-state share of their output:
+    revenue at capital K and sales Q comes from the engine's Walrasian market with the firm's capacity ``Q``,
+    cost ``phi / 2 Q^2``, and the households' capital moves to ``K' = (1 - delta) K + Q / N^h``."""
+    from abm_markets.engine.investment_groups import steady_state_spending_share
+    from abm_markets.markets.base import MarketNoise, Offers, Orders
+
+    h, d = cfg.n_households, cfg.delta
+    q = np.maximum(h * (grid[None, :] - (1 - d) * grid[:, None]), 0.0)  # sales for K -> K'
+    budget = steady_state_spending_share(cfg) * grid**cfg.alpha  # each household's spending at K
+    b = torch.as_tensor(np.broadcast_to(budget[:, None], q.shape).reshape(-1, 1, 1), dtype=T).repeat(1, h, 1)
+    orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
+    cap = torch.as_tensor(q.reshape(-1, 1, 1), dtype=T)
+    offers = Offers(phi=cfg.phi, price=torch.ones_like(cap), capacity=cap, n_sellers=1)
+    u = torch.zeros(b.shape[0], h, dtype=T)
+    trade = WalrasianMarket().clear(orders, offers, MarketNoise(u, u[..., None]))
+    profit = (trade.revenue() - 0.5 * cfg.phi * trade.produced**2).reshape(q.shape).numpy()
+    profit = np.where(q > 0, profit, -1e10)
+    v = np.zeros(grid.size)
+    for _ in range(20000):
+        v_new = (profit + cfg.beta * v[None, :]).max(1)
+        if np.max(np.abs(v_new - v)) < 1e-12:
+            v = v_new
+            break
+        v = v_new
+    return v, (profit + cfg.beta * v[None, :]).argmax(1)

@@ -183,3 +183,78 @@ def test_buyer_side_benchmark_approaches_the_competitive_one_as_households_grow(
     ]
     assert ratios == sorted(ratios)
     assert ratios[0] < 0.7 and 1 - ratios[-1] < 3e-4
+
+
+def _rule_economy(h: int, j: int, m: int):
+    from abm_markets.engine.investment import InvestmentEconomy
+
+    cfg = _market_cfg(
+        n_households=h, n_capital_goods=j, firms_per_good=m, firms="decision", tfp_values=(1.0,), agg_tfp_values=(1.0,)
+    )
+    return cfg, InvestmentEconomy(cfg)
+
+
+def _two_period_profits(eco, k: float, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pi_t + beta pi_(t+1)`` of every firm ``[B, J, M]`` and the period-t price ``[B, J]`` when the rule
+    households (the competitive steady-state spending share) start at capital ``k`` and the firms offer capacities
+    ``q [B, 2, J, M]`` in periods t and t+1, through the engine's step and Walrasian market."""
+    from abm_markets.learn import evaluate as ev
+    from abm_markets.learn.sources import steady_state_share_source
+
+    b = q.shape[0]
+    path = ev.make_eval_path(eco, b, 2, torch.Generator().manual_seed(0), k0=k)
+    rule = steady_state_share_source(eco)
+    state, total, price = path.state0, torch.zeros(q.shape[0], *q.shape[2:], dtype=T), None
+    for t in range(2):
+        cap = q[:, t].reshape(b, -1)
+        firms = torch.stack([torch.ones_like(cap), cap], -1)
+        state, out = eco.step(state, {"households": rule(state), "firms": firms}, noise=path.noise[t])
+        total = total + eco.cfg.beta**t * out.reward_firms
+        price = out.price if price is None else price
+    return total, price
+
+
+def _deviation_gain(eco, k: float, who: str) -> float:
+    """d(pi_t + beta pi_(t+1)) / de at the steady state with capital k, when firm (0, 0) (``who = "one"``) or every
+    firm (``"all"``, total profit) sells e more in period t and (1 - delta) e less in t+1, which leaves the capital
+    from t+2 on unchanged (central differences)."""
+    cfg = eco.cfg
+    j, m = eco.n_goods, eco.n_firms
+    q0 = cfg.n_households * cfg.delta * k / m
+    e = 1e-5 * q0
+    q = torch.full((2, 2, j, m), q0, dtype=T)
+    mask = torch.zeros(j, m, dtype=T)
+    if who == "one":
+        mask[0, 0] = 1.0
+    else:
+        mask[:] = 1.0
+    for i, sign in enumerate((1.0, -1.0)):
+        q[i, 0] += sign * e * mask
+        q[i, 1] -= sign * (1.0 - cfg.delta) * e * mask
+    prof, _ = _two_period_profits(eco, k, q)
+    val = prof[:, 0, 0] if who == "one" else prof.sum((1, 2))
+    return float(val[0] - val[1]) / (2 * e)
+
+
+@pytest.mark.parametrize(("h", "j", "m"), [(2, 1, 1), (3, 1, 2), (2, 2, 1), (4, 1, 5)])
+def test_firm_benchmarks_against_rule_households_by_one_period_deviations_through_the_engine(
+    h: int, j: int, m: int
+) -> None:
+    """Against households who spend a fixed share of output, the firms' steady states (open-loop Nash: one firm
+    deviates; joint: all do) are where a one-period deviation that restores tomorrow's capital gains nothing;
+    the root in K is found through the engine's market and its rule households, and the markup read off the
+    engine's price."""
+    cfg, eco = _rule_economy(h, j, m)
+    bm = market_benchmarks(cfg, households="rule")
+    k_ss = steady_state_capital(cfg)
+    for who, k_bm, mu_bm in (("one", bm.capital_nash, bm.markup_nash), ("all", bm.capital_joint, bm.markup_joint)):
+        k = _root(lambda x, who=who: _deviation_gain(eco, x, who), 0.02 * k_ss, 2.0 * k_ss)
+        q = cfg.n_households * cfg.delta * k / m
+        _, price = _two_period_profits(eco, k, torch.full((1, 2, j, m), q, dtype=T))
+        assert k == pytest.approx(k_bm, rel=1e-5)
+        assert float(price[0, 0]) / (cfg.phi * q) == pytest.approx(mu_bm, rel=1e-5)
+    assert bm.markup_nash > 1.0 and math.isnan(bm.capital_strategic)
+    if j * m == 1:
+        assert bm.markup_nash == pytest.approx(bm.markup_joint)
+        assert bm.markup_nash > market_benchmarks(cfg).markup_nash  # above the static monopoly's 1 / alpha
+    assert math.isnan(market_benchmarks(_market_cfg(market="posted"), households="rule").markup_nash)

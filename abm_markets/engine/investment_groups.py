@@ -43,13 +43,14 @@ def steady_state_spending_share(cfg: Any) -> float:
 
     Planner: ``x_ij = phi/2 I_j I_ij`` with ``I_j = N^h delta K`` and ``I_ij = delta K``; with
     ``K^(2-alpha) = alpha beta / (N^c N^h phi delta (1 - beta(1-delta)))`` this gives
-    ``sum_j s_j = alpha beta delta / (2 (1 - beta (1 - delta)))`` for every ``N^h, N^c``. Market (competitive,
-    Walrasian): households pay ``p = phi I_j`` per unit, twice the planner's average cost, so the share
-    doubles (and is divided by the ``M`` firms per good).
+    ``sum_j s_j = alpha beta delta / (2 (1 - beta (1 - delta)))`` for every ``N^h, N^c``. Market (competitive):
+    households pay ``p = beta MPK / (1 - beta (1 - delta))`` per unit and buy ``delta K``, so the share is
+    ``alpha beta delta / (1 - beta (1 - delta))``, twice the planner's, for every ``N^h, N^c`` and ``M`` (the
+    ``M`` firms per good change the price and the capital, not the share).
     """
     s = cfg.alpha * cfg.beta * cfg.delta / (2.0 * (1.0 - cfg.beta * (1.0 - cfg.delta)))
     if cfg.formulation == "market":
-        s *= 2.0 / cfg.firms_per_good
+        s *= 2.0
     return s
 
 

@@ -247,7 +247,7 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
 
     econ = cfg.economy()
     eco = InvestmentEconomy(econ, device=ctx.device)
-    bm = market_benchmarks(econ)
+    bm = market_benchmarks(econ, households=cfg.households)
     trainer = Trainer(eco, cfg.train_config(), seed=ctx.seed, fixed=cfg.fixed_sources(eco))
     path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100))
     keys = ("eval_capital_ratio",) + (("eval_markup",) if cfg.firms == "learning" else ())

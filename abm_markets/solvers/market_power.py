@@ -18,9 +18,17 @@ delta))`` and ``MPK = (alpha / N^c) K^(alpha - 1)`` the marginal product of one 
 * **Joint profit** (all firms of all goods act as one): markup ``1 / alpha``. Goods are complements (Cobb-Douglas),
   so with ``N^c > 1`` goods of one firm each the Nash markup ``N^c / alpha`` is *above* the joint one.
 
-At a markup ``mu`` on marginal cost, ``K = K_comp mu^(-1 / (2 - alpha))``. Tests check each against a brute-force
-numerical search (one-period deviations through the engine's Walrasian market, best-response iteration and direct
-maximisation of profit on numerically solved demand).
+* **Against rule households** (``households = "rule"``: every household spends the competitive steady-state share
+  ``s_j = c delta alpha / N^c`` of its output on each good, whatever the price), Walrasian clearing of spending
+  orders: a good's revenue is its spending ``X_j = N^h s_j Y``, shared by capacity, and a firm's capacity only
+  matters through the capital it leaves the households and so the output they spend from tomorrow. Open-loop
+  steady state of the ``M`` firms of a good (each takes the others' paths as given): ``phi q = p (M - 1) / M +
+  c s_j dY/dK_j / M``, a markup ``M / (M - 1 + s_j)`` (``1 / s_j`` for one firm, ~5.0 at the default calibration
+  against the static monopoly's 3.3); joint profit: ``1 / (c delta alpha)`` whatever ``M``.
+
+At a markup ``mu`` on marginal cost, ``K = K_comp mu^(-1 / (2 - alpha))`` (for both households' behaviours).
+Tests check each against a brute-force numerical search (one-period deviations through the engine's Walrasian
+market, best-response iteration and direct maximisation of profit on numerically solved demand).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ __all__ = [
     "MarketBenchmarks",
     "buyer_price_factor",
     "capital_at_markup",
+    "firm_markups",
     "market_benchmarks",
     "profit_gain",
 ]
@@ -72,6 +81,25 @@ def capital_at_markup(cfg: Any, markup: float, buyer_factor: float = 1.0) -> flo
     return float((num / den) ** (1.0 / (2.0 - cfg.alpha)))
 
 
+def firm_markups(cfg: Any, households: str = "learning", market: str | None = None) -> tuple[float, float]:
+    """``(markup_nash, markup_joint)`` of the capital-good firms at the steady state.
+
+    ``households = "learning"``: the static benchmarks (households at their steady-state demand, any mechanism).
+    ``households = "rule"``: the dynamic steady states against households who spend a fixed share of output,
+    derived for Walrasian clearing of spending orders (NaN for posted prices and bilateral trade).
+    """
+    _check(cfg)
+    a, nc, m = cfg.alpha, cfg.n_capital_goods, cfg.firms_per_good
+    if households == "learning":
+        return 1.0 / (1.0 - (1.0 - a / nc) / m), 1.0 / a
+    if households != "rule":
+        raise ConfigError(f"households = {households!r}; expected 'learning' or 'rule'")
+    if (market or cfg.market) != "walrasian":
+        return float("nan"), float("nan")
+    s_total = _c(cfg) * cfg.delta * a  # the competitive steady-state spending share on capital goods
+    return m / (m - 1.0 + s_total / nc), 1.0 / s_total
+
+
 @dataclasses.dataclass(frozen=True)
 class MarketBenchmarks:
     """Per household and good ``capital_*``; per good ``price_*``; per firm and period ``quantity_*`` and
@@ -98,10 +126,12 @@ class MarketBenchmarks:
         return dataclasses.asdict(self)
 
 
-def market_benchmarks(cfg: Any, market: str | None = None) -> MarketBenchmarks:
-    """The steady-state benchmarks of the market formulation for ``cfg`` (an ``InvestmentConfig``)."""
+def market_benchmarks(cfg: Any, market: str | None = None, households: str = "learning") -> MarketBenchmarks:
+    """The steady-state benchmarks of the market formulation for ``cfg`` (an ``InvestmentConfig``); with
+    ``households = "rule"`` the firms' benchmarks are those against rule households (:func:`firm_markups`) and
+    there is no buyer-side benchmark (``capital_strategic`` NaN)."""
     _check(cfg)
-    a, nc, m, nh = cfg.alpha, cfg.n_capital_goods, cfg.firms_per_good, cfg.n_households
+    m, nh = cfg.firms_per_good, cfg.n_households
 
     def at(markup: float, factor: float = 1.0) -> tuple[float, float, float, float]:
         k = capital_at_markup(cfg, markup, factor)
@@ -109,10 +139,9 @@ def market_benchmarks(cfg: Any, market: str | None = None) -> MarketBenchmarks:
         p = markup * cfg.phi * q
         return k, p, q, p * q - 0.5 * cfg.phi * q * q
 
-    mu_nash = 1.0 / (1.0 - (1.0 - a / nc) / m)
-    mu_joint = 1.0 / a
+    mu_nash, mu_joint = firm_markups(cfg, households, market)
     k_c, p_c, q_c, pi_c = at(1.0)
-    factor = buyer_price_factor(cfg, market)
+    factor = buyer_price_factor(cfg, market) if households == "learning" else float("nan")
     k_s, p_s = (at(1.0, factor)[:2]) if math.isfinite(factor) else (float("nan"), float("nan"))
     k_n, p_n, q_n, pi_n = at(mu_nash)
     k_j, p_j, q_j, pi_j = at(mu_joint)
