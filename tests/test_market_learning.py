@@ -3,6 +3,7 @@ agents with the run's learned policies on the engine's trajectory, and bad input
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
         (["--set", "information=households[:1]=own_capital+nonsense"], "nonsense"),
         (["--set", "information=households[:1]=own_capital"], "households"),
         (["--set", "market=barter"], "barter"),
+        (["--set", "information=households[:1]=own_capital+nbr_capital", "--set", "n_households=2"], "nbr_capital"),
+        (["--set", 'household_obs=["own_capital", "nbr_capital"]'], "bilateral"),
     ):
         out = tmp_path / "bad"
         assert main(["run", "market-learning", "--out", str(out), *argv]) == 2
@@ -124,3 +127,37 @@ def test_households_learn_their_price_impact_from_the_competitive_start() -> Non
     assert before > 1.1
     train(tr)
     assert abs(vs_strategic() - 1.0) < 0.025
+
+
+def test_neighbour_capital_block_follows_the_bilateral_network() -> None:
+    """``nbr_capital``: household i's mean capital of good j over the households that share a seller of j with it
+    (itself included), read off the networkx graph of the bilateral market."""
+    from abm_markets.engine.config import InvestmentConfig
+
+    econ = InvestmentConfig(
+        formulation="market",
+        market="bilateral",
+        network="random",
+        network_p=0.3,
+        n_households=6,
+        n_capital_goods=2,
+        firms_per_good=3,
+        network_seed=4,
+        household_obs=("own_capital", "nbr_capital"),
+    )
+    eco = InvestmentEconomy(econ)
+    state = eco.initial_state(3, torch.Generator().manual_seed(0))
+    k = state.capital * torch.linspace(0.5, 1.5, 6, dtype=state.capital.dtype).reshape(1, 6, 1)
+    state = dataclasses.replace(state, capital=k)
+    got = eco.observation_block(state, "households", "nbr_capital")
+    g = eco.graph
+    sparse = False
+    for i in range(6):
+        for j in range(2):
+            sellers = {f for f in g[("h", i)] if f[1] == j}
+            near = sorted({i} | {b[1] for f in sellers for b in g[f]})
+            sparse |= len(near) < 6
+            want = k[:, near, j].mean(1) / eco.k_ss
+            torch.testing.assert_close(got[:, i, j], want)
+    assert sparse  # the network is not complete, so the block differs from agg_capital
+    assert eco.observe(state, "households").shape[-1] == 4

@@ -94,7 +94,8 @@ class InvestmentConfig(Config):
     household_obs: tuple[str, ...] = param(
         ("own_capital", "own_tfp", "agg_capital", "agg_tfp"),
         "Information structure: blocks each household observes (own_capital, own_tfp, agg_capital, agg_tfp, "
-        "all_capital, all_tfp, prices, time).",
+        "all_capital, all_tfp, prices, time; nbr_capital in the bilateral market: the mean capital of the "
+        "households that share a seller with it on the network).",
     )
     information: tuple[str, ...] = param(
         (),
@@ -117,6 +118,11 @@ class InvestmentConfig(Config):
                 )
         if not self.household_obs:
             raise ConfigError("InvestmentConfig.household_obs = () is invalid; expected at least one block")
+        if "nbr_capital" in self.household_obs and not (self.formulation == "market" and self.market == "bilateral"):
+            raise ConfigError(
+                "InvestmentConfig.household_obs contains 'nbr_capital', which only the bilateral market's network "
+                "defines; expected formulation = 'market' and market = 'bilateral', or other blocks"
+            )
         n = len(self.tfp_values)
         if n == 0:
             raise ConfigError("InvestmentConfig.tfp_values = () is invalid; expected at least one state")

@@ -25,8 +25,10 @@ OBSERVATION_BLOCKS = (
     "all_tfp",
     "prices",
     "time",
+    "nbr_capital",
 )
-"""Observation blocks the investment economy produces (its information-structure vocabulary)."""
+"""Observation blocks the investment economy produces (its information-structure vocabulary); ``nbr_capital``
+only in the bilateral market, whose network defines the neighbours."""
 
 
 @dataclass(frozen=True)

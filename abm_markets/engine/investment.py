@@ -182,9 +182,13 @@ class InvestmentEconomy(BatchedEconomy):
             rng=np.random.default_rng(cfg.network_seed),
         )
         self.graph = graph
-        return BilateralMarket(
-            network_from_graph(graph, self.n_households, self.n_goods, self.n_firms), cfg.bargaining_power
-        )
+        network = network_from_graph(graph, self.n_households, self.n_goods, self.n_firms)
+        # neighbours of good j: the households that can buy j from a common seller (oneself included), row-normalised
+        acc = network.access.to(self.dtype).permute(1, 0, 2)  # [J, H, M]
+        near = ((acc @ acc.transpose(1, 2)) > 0).to(self.dtype) + torch.eye(self.n_households, dtype=self.dtype)
+        near = (near > 0).to(self.dtype)
+        self.neighbour_mean = (near / near.sum(-1, keepdim=True)).to(self.device)  # [J, H, H]
+        return BilateralMarket(network, cfg.bargaining_power)
 
     def _make_spec(self) -> EconomySpec:
         cfg = self.cfg
@@ -443,10 +447,14 @@ class InvestmentEconomy(BatchedEconomy):
             else:
                 raise ValueError(f"unknown firm observation block {block!r}")
             return x.reshape(bsz, j * m, 1)
-        if block in ("own_capital", "agg_capital", "all_capital"):
+        if block in ("own_capital", "agg_capital", "all_capital", "nbr_capital"):
             k = state.capital / self.k_ss
             if block == "own_capital":
                 return k
+            if block == "nbr_capital":
+                if self.cfg.market != "bilateral" or self.cfg.formulation != "market":
+                    raise ValueError("observation block 'nbr_capital' needs the bilateral market's network")
+                return torch.einsum("jhk,bkj->bhj", self.neighbour_mean.to(k.dtype), k)
             if block == "agg_capital":
                 return k.mean(1, keepdim=True).expand(bsz, h, self.n_goods)
             return k.reshape(bsz, 1, -1).expand(bsz, h, h * self.n_goods)

@@ -73,6 +73,8 @@ HOUSEHOLD_BLOCK_DOCS = {
     "all_tfp": "every household's TFP",
     "prices": "last period's price of each good / p_ss",
     "time": "t / horizon",
+    "nbr_capital": "mean capital of each good among the households sharing a seller of it on the network / K_ss "
+    "(bilateral market)",
 }
 FIRM_BLOCK_DOCS = {
     "own_price": "its good's last average price / p_ss",
@@ -104,6 +106,8 @@ def decision_groups(cfg: Any) -> tuple[DecisionGroup, ...]:
         "prices": j,
         "time": 1,
     }
+    if cfg.formulation == "market" and cfg.market == "bilateral":
+        sizes["nbr_capital"] = j
     blocks = tuple(Block(n, sizes[n], 0.0, float("inf"), HOUSEHOLD_BLOCK_DOCS[n]) for n in sizes)
     if cfg.action == "shares":
         h_act = gymnasium.spaces.Box(0.0, 1.0, (j,), np.float32)
