@@ -9,6 +9,8 @@ Commands::
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
     abm-markets steady-state investment [--set key=value ...] [--json]
     abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--host ADDR] [--port N] [--check]
+    abm-markets compare RUN_OR_SWEEP... [--keys K1,K2*] [--format text|csv|parquet] [--out FILE]
+    abm-markets report RUN_OR_SWEEP... --out REPORT.html [--title TEXT]
 
 Errors in user input print one line (``abm-markets: error: ...``), exit with
 status 2, and write nothing.
@@ -93,6 +95,15 @@ def _build_parser() -> _Parser:
     vz.add_argument("--port", type=int, default=8765)
     vz.add_argument("--host", default="127.0.0.1", help="address the server binds (default: this machine only)")
     vz.add_argument("--check", action="store_true", help="build the page and exit (no server)")
+    cmp = sub.add_parser("compare", help="a table across runs and seeds: mean and 95% interval of each summary figure")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
+    cmp.add_argument("--keys", default=None, help="comma-separated summary figures (* matches anything)")
+    cmp.add_argument("--format", default="text", choices=("text", "csv", "parquet"))
+    cmp.add_argument("--out", type=Path, default=None, help="write to this file (required for parquet)")
+    rep = sub.add_parser("report", help="one self-contained HTML report of one or several runs")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
+    rep.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    rep.add_argument("--title", default=None)
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
     ss.add_argument("economy", help="investment")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -223,6 +234,49 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return subprocess.call([*cmd, "--no-open"], env=env)
 
 
+def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise UserError(f"--out {str(out)!r} is invalid; expected a file name ending in {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {str(out)!r} is invalid; its folder {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a folder; expected a file name")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from abm_markets.reports import compare, compare_csv, compare_text, load_runs
+    from abm_markets.runs import atomic_write_parquet, atomic_write_text
+
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys is not None else None
+    if keys is not None and not keys:
+        raise UserError(f"--keys {args.keys!r} is invalid; expected comma-separated summary figures")
+    if args.format == "parquet" and args.out is None:
+        raise UserError("--format parquet needs --out FILE.parquet")
+    if args.out is not None:
+        _check_out(args.out, {"text": (".txt",), "csv": (".csv",), "parquet": (".parquet",)}[args.format])
+    table = compare(load_runs(args.runs), keys)
+    if args.format == "parquet":
+        atomic_write_parquet(args.out, table)
+        return 0
+    text = compare_csv(table) if args.format == "csv" else compare_text(table)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(args.out, text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from abm_markets.reports import load_runs, report_html
+    from abm_markets.runs import atomic_write_text
+
+    _check_out(args.out, (".html", ".htm"))
+    page = report_html(load_runs(args.runs), title=args.title)
+    atomic_write_text(args.out, page)
+    print(f"report: {args.out}")
+    return 0
+
+
 def _cmd_steady_state(args: argparse.Namespace) -> int:
     if args.economy != "investment":
         raise unknown("economy", args.economy, ["investment"])
@@ -259,6 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_steady_state(args)
         if args.command == "viz":
             return _cmd_viz(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except UserError as e:
         sys.stderr.write(f"abm-markets: error: {e}\n")
         return e.exit_status  # 2: bad input, nothing written; 3: a run that diverged (TrainingDiverged)

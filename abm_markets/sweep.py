@@ -39,6 +39,7 @@ import re
 import shutil
 import socket
 import threading
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -233,14 +234,42 @@ def _row(out: Path, task: Mapping[str, Any], status: str, error: str | None = No
         "error": error,
         "run_dir": str(run_dir),
         "config_hash": task["config_hash"],
-        **{f"set.{k}": str(v) for k, v in task["overrides"].items()},
+        **{f"set.{k}": _typed(v) for k, v in task["overrides"].items()},
     }
     if status != "failed":
+        from abm_markets.reports import flatten_summary
+
         summary = _load_json(run_dir / "summary.json") or {}
-        row.update(
-            {f"summary.{k}": v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        )
+        row.update({f"summary.{k}": v for k, v in flatten_summary(summary).items()})
     return row
+
+
+def _typed(value: Any) -> Any:
+    """A setting's value as TOML reads it (``0.5`` a float, ``true`` a bool, ``[1, 2]`` a list); text otherwise."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _harmonise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One type per index column: ints become floats where a column also holds floats; a column of mixed kinds
+    (or of lists and tables) becomes text (JSON for lists and tables)."""
+    cols = {k for r in rows for k in r if k.startswith(("set.", "summary."))}
+    for col in cols:
+        kinds = {type(r[col]) for r in rows if r.get(col) is not None}
+        if kinds <= {int, float} and float in kinds:
+            for r in rows:
+                if isinstance(r.get(col), int):
+                    r[col] = float(r[col])
+        elif len(kinds) > 1 or kinds & {list, dict}:
+            for r in rows:
+                v = r.get(col)
+                if v is not None and not isinstance(v, str):
+                    r[col] = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return rows
 
 
 def _run_one(name: str, task: dict[str, Any], out: str, device: str, imports: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -431,7 +460,7 @@ def run_sweep(
             if started:
                 ray.shutdown()
     out.mkdir(parents=True, exist_ok=True)
-    index = pl.from_dicts([rows[t["tag"]] for t in tasks], infer_schema_length=None)
+    index = pl.from_dicts(_harmonise([rows[t["tag"]] for t in tasks]), infer_schema_length=None)
     index = index.with_columns(pl.col("status").cast(pl.String), pl.col("error").cast(pl.String))
     atomic_write_parquet(out / "index.parquet", index)
     return index

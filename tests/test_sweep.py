@@ -41,7 +41,7 @@ def test_sweep_runs_grid_and_seeds_on_ray(tmp_path: Path) -> None:
     assert main(argv) == 0
     index = pl.read_parquet(out / "index.parquet")
     assert index.height == 4
-    assert sorted(index["set.bargaining_power"].unique().to_list()) == ["0.0", "1.0"]
+    assert sorted(index["set.bargaining_power"].unique().to_list()) == [0.0, 1.0]  # typed as TOML reads them
     # each task wrote a full run directory; same settings + seed reproduce the same numbers
     for run_dir in index["run_dir"]:
         assert (Path(run_dir) / "summary.json").exists()
@@ -50,6 +50,10 @@ def test_sweep_runs_grid_and_seeds_on_ray(tmp_path: Path) -> None:
     s1 = json.loads((out / "bargaining_power=1.0-s0" / "summary.json").read_text())
     assert abs(s0["mechanisms"]["bilateral"]["firm_profit_mean"]) < 1e-9
     assert s1["mechanisms"]["bilateral"]["firm_profit_mean"] > 0
+    # the index flattens nested summaries into columns and keeps the settings typed
+    row = index.filter(pl.col("tag") == "bargaining_power=1.0-s0").row(0, named=True)
+    assert row["summary.mechanisms.bilateral.firm_profit_mean"] == s1["mechanisms"]["bilateral"]["firm_profit_mean"]
+    assert index.schema["set.n_households"] == pl.Int64 and row["set.n_households"] == 4
     # a second call finds every run complete and only rebuilds the index
     mtime = (out / "bargaining_power=0.0-s0" / "summary.json").stat().st_mtime
     assert main(argv) == 0
