@@ -323,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("abm-markets: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`abm-markets show NAME | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 2
 
 
