@@ -7,7 +7,7 @@ Commands::
     abm-markets run NAME|PRESET.toml [--set key=value ...] [--seed N] [--out DIR] [--device cpu|cuda|auto]
     abm-markets run --resume DIR
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
-    abm-markets steady-state investment [--set key=value ...] [--json]
+    abm-markets steady-state investment|two-sector [--set key=value ...] [--json]
     abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--host ADDR] [--port N] [--check]
     abm-markets compare RUN_OR_SWEEP... [--keys K1,K2*] [--format text|csv|parquet] [--out FILE]
     abm-markets report RUN_OR_SWEEP... --out REPORT.html [--title TEXT]
@@ -105,7 +105,7 @@ def _build_parser() -> _Parser:
     rep.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     rep.add_argument("--title", default=None)
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
-    ss.add_argument("economy", help="investment")
+    ss.add_argument("economy", help="investment or two-sector")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ss.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -278,17 +278,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_steady_state(args: argparse.Namespace) -> int:
-    if args.economy != "investment":
-        raise unknown("economy", args.economy, ["investment"])
-    from abm_markets.engine.config import InvestmentConfig
-    from abm_markets.solvers.investment import steady_state
+    if args.economy not in ("investment", "two-sector"):
+        raise unknown("economy", args.economy, ["investment", "two-sector"])
+    if args.economy == "two-sector":
+        from abm_markets.solvers import two_sector
 
-    cfg = InvestmentConfig.from_overrides(_parse_sets(args.sets))
-    try:
-        ss = steady_state(cfg)
-    except RuntimeError as e:  # the root finder failed for these settings: bad input, not a crash
-        raise UserError(f"steady-state: {e}; expected settings with a finite steady state") from None
-    data = ss.to_json()
+        data = two_sector.steady_state(two_sector.TwoSectorConfig.from_overrides(_parse_sets(args.sets))).to_json()
+    else:
+        from abm_markets.engine.config import InvestmentConfig
+        from abm_markets.solvers.investment import steady_state
+
+        cfg = InvestmentConfig.from_overrides(_parse_sets(args.sets))
+        try:
+            ss = steady_state(cfg)
+        except RuntimeError as e:  # the root finder failed for these settings: bad input, not a crash
+            raise UserError(f"steady-state: {e}; expected settings with a finite steady state") from None
+        data = ss.to_json()
     if args.json:
         print(json.dumps(data))
     else:
