@@ -17,14 +17,19 @@ T = torch.float64
 
 
 def clear(cfg: InvestmentConfig, spending: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Units bought ``[..., H]`` and price ``[...]`` of one good under the engine's Walrasian market with competitive
-    sellers, households spending ``spending [..., H]``."""
+    """Units bought ``[..., H]`` and price ``[...]`` of one good under the engine's market of ``cfg`` (Walrasian, or
+    bilateral on the config's network) with competitive sellers, households spending ``spending [..., H]``."""
     b = spending.reshape(-1, spending.shape[-1], 1)
     orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
-    u = torch.zeros(b.shape[0], b.shape[1], dtype=T)
-    trade = WalrasianMarket().clear(
-        orders, Offers(phi=cfg.phi, n_sellers=cfg.firms_per_good), MarketNoise(u, u[..., None])
-    )
+    u = torch.full((b.shape[0], b.shape[1]), 0.5, dtype=T)
+    market = WalrasianMarket()
+    if cfg.market == "bilateral":
+        from abm_markets.markets.bilateral import BilateralMarket, make_network, network_from_graph
+
+        h, m = cfg.n_households, cfg.firms_per_good
+        g = make_network(cfg.network, h, 1, m, p=cfg.network_p, rng=np.random.default_rng(cfg.network_seed))
+        market = BilateralMarket(network_from_graph(g, h, 1, m), cfg.bargaining_power)
+    trade = market.clear(orders, Offers(phi=cfg.phi, n_sellers=cfg.firms_per_good), MarketNoise(u, u[..., None]))
     return trade.bought[..., 0].reshape(spending.shape), trade.good_price()[..., 0].reshape(spending.shape[:-1])
 
 

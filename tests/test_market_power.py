@@ -60,9 +60,23 @@ def _root(f, lo: float, hi: float) -> float:
     return optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-10)
 
 
-@pytest.mark.parametrize(("h", "j", "m"), [(1, 1, 1), (5, 1, 2), (3, 2, 1), (10, 10, 5)])
-def test_competitive_and_buyer_side_steady_states_against_the_market_euler_search(h: int, j: int, m: int) -> None:
-    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m)
+@pytest.mark.parametrize(
+    ("h", "j", "m", "market"),
+    [
+        (1, 1, 1, "walrasian"),
+        (5, 1, 2, "walrasian"),
+        (3, 2, 1, "walrasian"),
+        (10, 10, 5, "walrasian"),
+        (4, 1, 1, "bilateral"),
+    ],
+)
+def test_competitive_and_buyer_side_steady_states_against_the_market_euler_search(
+    h: int, j: int, m: int, market: str
+) -> None:
+    """(Bilateral trade with one seller per good, on a sparse random network: every buyer meets the one seller.)"""
+    cfg = _market_cfg(
+        n_households=h, n_capital_goods=j, firms_per_good=m, market=market, network="random", network_p=0.3
+    )
     bm = market_benchmarks(cfg)
     k_ss = steady_state_capital(cfg)
     k_comp = _root(lambda k: _euler_gap(cfg, k, False), 0.2 * k_ss, 3 * k_ss)
@@ -173,6 +187,8 @@ def test_profit_gain_and_bad_input() -> None:
     with pytest.raises(ConfigError, match="formulation = 'market'"):
         market_benchmarks(InvestmentConfig())
     assert math.isnan(market_benchmarks(_market_cfg(market="posted")).capital_strategic)
+    assert math.isnan(market_benchmarks(_market_cfg(market="bilateral", firms_per_good=2)).capital_strategic)
+    assert math.isnan(market_benchmarks(_market_cfg(market="bilateral", bargaining_power=0.5)).capital_strategic)
 
 
 def test_buyer_side_benchmark_approaches_the_competitive_one_as_households_grow() -> None:

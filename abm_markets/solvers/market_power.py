@@ -63,10 +63,13 @@ def _check(cfg: Any) -> None:
 
 def buyer_price_factor(cfg: Any, market: str | None = None) -> float:
     """``p / (marginal cost of a unit to one household)`` at a symmetric steady state: ``1 - 1 / (2 N^h)`` under
-    Walrasian clearing of spending orders; NaN where no buyer-side benchmark is derived here (posted prices,
-    bilateral trade)."""
+    Walrasian clearing of spending orders, and in bilateral trade with one seller per good at marginal-cost
+    pricing (``bargaining_power = 1``), where every buyer meets the good's one seller whatever the network and pays
+    the same price ``sqrt(phi X)``; NaN where no buyer-side benchmark is derived here (posted prices, bilateral
+    trade with several sellers per good or other bargaining power)."""
     market = market or cfg.market
-    if market == "walrasian":
+    one_seller = market == "bilateral" and cfg.firms_per_good == 1 and getattr(cfg, "bargaining_power", 1.0) == 1.0
+    if market == "walrasian" or one_seller:
         return 1.0 - 1.0 / (2.0 * cfg.n_households)
     return float("nan")
 
