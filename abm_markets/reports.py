@@ -176,8 +176,8 @@ def compare(records: Sequence[RunRecord], keys: Sequence[str] | None = None) -> 
     by = _differing(records)
     numeric_names: list[str] = []
     for r in records:
-        for k, v in r.summary.items():
-            if _numeric(v) is not None and k not in numeric_names and k != "seed":
+        for k, v in r.summary.items():  # null is a NaN written as JSON (a benchmark undefined for these settings)
+            if (v is None or _numeric(v) is not None) and k not in numeric_names and k != "seed":
                 numeric_names.append(k)
     names = _select(numeric_names, keys)
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
