@@ -8,7 +8,7 @@ Commands::
     abm-markets run --resume DIR
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
     abm-markets steady-state investment|two-sector [--set key=value ...] [--json]
-    abm-markets viz [ECONOMY.toml | ECONOMY-ID] [--import MODULE] [--host ADDR] [--port N] [--check]
+    abm-markets viz [ECONOMY.toml | ECONOMY-ID | --run RUN_DIR] [--import MODULE] [--host ADDR] [--port N] [--check]
     abm-markets compare RUN_OR_SWEEP... [--keys K1,K2*] [--format text|csv|parquet] [--out FILE]
     abm-markets report RUN_OR_SWEEP... --out REPORT.html [--title TEXT]
 
@@ -94,6 +94,7 @@ def _build_parser() -> _Parser:
     vz.add_argument("--import", **imp)
     vz.add_argument("--port", type=int, default=8765)
     vz.add_argument("--host", default="127.0.0.1", help="address the server binds (default: this machine only)")
+    vz.add_argument("--run", type=Path, default=None, metavar="DIR", help="show a market-learning run's learned market")
     vz.add_argument("--check", action="store_true", help="build the page and exit (no server)")
     cmp = sub.add_parser("compare", help="a table across runs and seeds: mean and 95% interval of each summary figure")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
@@ -219,6 +220,16 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         raise UserError(f"--host {args.host!r} is invalid; expected an address such as 127.0.0.1")
     imports = tuple(str(Path(i).resolve()) if i.endswith(".py") else i for i in args.imports)
     target = None
+    run_dir = None
+    if args.run is not None:
+        if args.target is not None:
+            raise UserError(
+                f"viz takes an economy or --run, not both (got {args.target!r} and --run {str(args.run)!r})"
+            )
+        run_dir = str(args.run.resolve())
+        model, params = viz.run_model(run_dir)  # validates (run folder, checkpoint) before anything starts
+        viz.make_page(model, model_params=params, run_dir=run_dir)
+        print(f"learned market of {args.run}: {len(model.households)} households, policies {', '.join(model.policies)}")
     if args.target is not None:
         target = str(Path(args.target).resolve()) if args.target.endswith(".toml") else args.target
         model = viz.model_for(target, imports)  # validates before anything starts
@@ -226,10 +237,13 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         print(f"{model.economy.env_id}: {len(model.agents)} agents, sources {', '.join(model.economy.action_keys)}")
     if args.check:
         return 0
-    env = {**os.environ}
+    env = {**os.environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
+    viz.skip_solara_check()  # nothing leaves the machine: no telemetry, no one-time check against solara.dev
     if target is not None:
         env[viz.VIZ_TARGET] = target
         env[viz.VIZ_IMPORTS] = os.pathsep.join(imports)
+    if run_dir is not None:
+        env[viz.VIZ_RUN] = run_dir
     cmd = [sys.executable, "-m", "solara", "run", viz.__file__, "--host", args.host, "--port", str(args.port)]
     return subprocess.call([*cmd, "--no-open"], env=env)
 

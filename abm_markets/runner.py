@@ -186,14 +186,15 @@ class SavedRun:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def read_run_dir(out: Path) -> SavedRun:
-    """Read a run directory's ``config.toml`` (and ``manifest.json`` if readable); one-line errors.
+def read_run_dir(out: Path, flag: str = "--resume") -> SavedRun:
+    """Read a run directory's ``config.toml`` (and ``manifest.json`` if readable); one-line errors naming ``flag``
+    (the argument the folder came from).
 
     Raises:
         UserError: ``out`` is not a run directory, or its config.toml is missing, a folder, unreadable, not
             UTF-8, not TOML, lacks ``[run]``, or records a mistyped scenario, seed, settings or imports.
     """
-    where = f"--resume {str(out)!r}"
+    where = f"{flag} {str(out)!r}"
     if not out.is_dir():
         raise UserError(f"{where} is not a run directory ({'not a folder' if out.exists() else 'no such folder'})")
     cfg_path = out / "config.toml"

@@ -160,6 +160,202 @@ def AgentBars(model: InvestmentModel) -> None:
     solara.FigureMatplotlib(household_bars_figure(model), format="png")
 
 
+def reference_values(model: InvestmentModel) -> dict[str, dict[str, float]]:
+    """Reference answers drawn as lines: ``{"capital": {label: K per household and good}, "price": {...}}``.
+
+    Planner: the deterministic steady state. Market: the competitive steady state, the buyer-side Nash where it is
+    derived (learning households), and with deciding firms the firms' Nash and joint-profit steady states
+    (against rule households when the households follow rules)."""
+    from abm_markets.engine.investment_groups import steady_state_capital
+    from abm_markets.solvers.market_power import market_benchmarks
+
+    cfg = model.cfg
+    if cfg.formulation != "market":
+        k = steady_state_capital(cfg)
+        return {"capital": {"steady state": k}, "price": {"steady state": cfg.phi * cfg.n_households * cfg.delta * k}}
+    learning_households = "households" in getattr(model, "policies", {})
+    bm = market_benchmarks(cfg, households="learning" if learning_households else "rule")
+    cap = {"competitive": bm.capital_competitive, "buyer-side Nash": bm.capital_strategic}
+    price = {"competitive": bm.price_competitive, "buyer-side Nash": bm.price_strategic}
+    if model.economy.deciding_firms:
+        cap |= {"firms' Nash": bm.capital_nash, "joint profit": bm.capital_joint}
+        price |= {"firms' Nash": bm.price_nash, "joint profit": bm.price_joint}
+    finite = {k: v for k, v in cap.items() if math.isfinite(v)}, {k: v for k, v in price.items() if math.isfinite(v)}
+    return {"capital": finite[0], "price": finite[1]}
+
+
+REFERENCE_STYLES = {
+    "steady state": ":",
+    "competitive": "--",
+    "buyer-side Nash": "-.",
+    "firms' Nash": ":",
+    "joint profit": (0, (1, 3)),
+}
+
+
+def reference_figure(model: InvestmentModel) -> Figure:
+    """Mean capital per household and good, and the mean price, over the periods run, with the reference answers
+    (:func:`reference_values`) as horizontal lines."""
+    data = model.datacollector.get_model_vars_dataframe()
+    ref = reference_values(model)
+    fig = Figure(figsize=(7, 3.2))
+    axes = fig.subplots(1, 2)
+    for ax, col, label in ((axes[0], "capital", "capital per household and good"), (axes[1], "price", "price")):
+        if col in data and len(data):
+            ax.plot(range(len(data)), data[col].to_numpy(), color="black", lw=1.2, label="this run")
+        for i, (name, value) in enumerate(ref[col].items()):
+            ax.axhline(value, color=PLOT_COLORS[i % len(PLOT_COLORS)], ls=REFERENCE_STYLES.get(name, "--"), label=name)
+        ax.set_title(label, fontsize="small")
+        ax.set_xlabel("period")
+        ax.legend(fontsize="x-small", loc="best")
+    fig.tight_layout()
+    return fig
+
+
+@solara.component
+def ReferencePlots(model: InvestmentModel) -> None:
+    """Solara component wrapping :func:`reference_figure`."""
+    update_counter.get()
+    solara.FigureMatplotlib(reference_figure(model), format="png")
+
+
+def network_figure(model: InvestmentModel) -> Figure:
+    """The bilateral market's trading network (households left, sellers right, one colour per good), drawn with
+    networkx and matplotlib; for the other mechanisms a note of who meets whom."""
+    import networkx as nx
+
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    ax.set_axis_off()
+    graph = getattr(model.economy, "graph", None)
+    if graph is None:
+        who = (
+            "a planner pools every household's investment"
+            if model.cfg.formulation != "market"
+            else (f"{model.cfg.market} market: every household trades with every seller of every good")
+        )
+        ax.text(0.5, 0.5, who, ha="center", va="center", fontsize="small")
+        return fig
+    buyers = sorted((n for n in graph if n[0] == "h"), key=lambda n: n[1])
+    sellers = sorted((n for n in graph if n[0] == "f"), key=lambda n: (n[1], n[2]))
+    pos = {n: (0.0, -i / max(len(buyers) - 1, 1)) for i, n in enumerate(buyers)}
+    pos |= {n: (1.0, -i / max(len(sellers) - 1, 1)) for i, n in enumerate(sellers)}
+    edge_colors = [PLOT_COLORS[(u if u[0] == "f" else v)[1] % len(PLOT_COLORS)] for u, v in graph.edges()]
+    nx.draw_networkx_edges(graph, pos, ax=ax, edge_color=edge_colors, alpha=0.6)
+    nx.draw_networkx_nodes(graph, pos, nodelist=buyers, ax=ax, node_color="lightgrey", node_size=120)
+    nx.draw_networkx_nodes(
+        graph,
+        pos,
+        nodelist=sellers,
+        ax=ax,
+        node_shape="s",
+        node_size=160,
+        node_color=[PLOT_COLORS[n[1] % len(PLOT_COLORS)] for n in sellers],
+    )
+    labels = {n: (f"h{n[1]}" if n[0] == "h" else f"f{n[1]},{n[2]}") for n in graph}
+    nx.draw_networkx_labels(
+        graph, {n: (x + (-0.06 if n[0] == "h" else 0.08), y) for n, (x, y) in pos.items()}, labels, ax=ax, font_size=7
+    )
+    ax.set_title(f"trading network ({model.cfg.network}): households | sellers (good, index)", fontsize="small")
+    return fig
+
+
+@solara.component
+def TradeNetwork(model: InvestmentModel) -> None:
+    """Solara component wrapping :func:`network_figure`."""
+    solara.FigureMatplotlib(network_figure(model), format="png")
+
+
+def status_line(model: InvestmentModel) -> str:
+    """One line of what the page shows now: the period, the economy, who decides, and the current figures."""
+    who = ", ".join(sorted(getattr(model, "policies", {}))) or "none"
+    return (
+        f"period {model.period} | {model.cfg.formulation} formulation, market {model.cfg.market}, "
+        f"N^h = {model.cfg.n_households}, N^c = {model.cfg.n_capital_goods}, M = {model.cfg.firms_per_good} | "
+        f"learned policies: {who} | mean capital {model.mean_capital:.4f} | mean price {model.mean_price:.4f}"
+    )
+
+
+@solara.component
+def StatusLine(model: InvestmentModel) -> None:
+    """Solara component showing :func:`status_line` as text."""
+    update_counter.get()
+    solara.Text(status_line(model), classes=["abm-status"])
+
+
+def curves_figure(run_dir: str) -> Figure:
+    """A ``market-learning`` run's evaluations over training: long-run K / K_competitive and, with learning firms,
+    the markup, with the run's reference answers as lines."""
+    import json
+    from pathlib import Path
+
+    import polars as pl
+
+    out = Path(run_dir)
+    metrics = pl.read_parquet(out / "metrics.parquet")
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    fig = Figure(figsize=(7, 3.2))
+    axes = fig.subplots(1, 2)
+    k = metrics.select("iteration", "eval_capital_ratio").drop_nulls() if "eval_capital_ratio" in metrics else None
+    ax = axes[0]
+    if k is not None and k.height:
+        ax.plot(k["iteration"], k["eval_capital_ratio"], color="black", marker=".", label="learned")
+    comp = summary.get("capital_competitive")
+    if comp:
+        ax.axhline(1.0, color=PLOT_COLORS[0], ls="--", label="competitive")
+        strat = summary.get("capital_strategic")
+        if strat:
+            ax.axhline(strat / comp, color=PLOT_COLORS[1], ls="-.", label="buyer-side Nash")
+    ax.set_title("long-run K / K_competitive over training", fontsize="small")
+    ax.set_xlabel("iteration")
+    ax.legend(fontsize="x-small")
+    ax = axes[1]
+    m = metrics.select("iteration", "eval_markup").drop_nulls() if "eval_markup" in metrics else None
+    if m is not None and m.height and summary.get("firms") == "learning":
+        ax.plot(m["iteration"], m["eval_markup"], color="black", marker=".", label="learned")
+        for i, key in enumerate(("markup_nash", "markup_joint")):
+            if summary.get(key):
+                ax.axhline(summary[key], color=PLOT_COLORS[2 + i], ls="--", label=key.replace("markup_", ""))
+        ax.set_title("markup over training", fontsize="small")
+        ax.legend(fontsize="x-small")
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "competitive firms (markup 1)", ha="center", va="center", fontsize="small")
+    ax.set_xlabel("iteration")
+    fig.tight_layout()
+    return fig
+
+
+def make_curves_component(run_dir: str) -> Callable[..., Any]:
+    """A Solara component drawing :func:`curves_figure` of ``run_dir``."""
+
+    @solara.component
+    def LearningCurves(model: InvestmentModel) -> None:
+        solara.FigureMatplotlib(curves_figure(run_dir), format="png")
+
+    return LearningCurves
+
+
+def run_model(run_dir: str, *, seed: int = 0) -> tuple[InvestmentModel, dict[str, Any]]:
+    """The learned market of a ``market-learning`` run directory as a Mesa model (its trained policies drive the
+    households and firms that learned) and the ``SolaraViz`` parameters that rebuild it.
+
+    Raises:
+        UserError: Not a market-learning run directory, or no readable checkpoint (one line).
+    """
+    from abm_markets.scenarios.market_learning import learned_market
+
+    cfg, policies = learned_market(run_dir, flag="--run")
+    model = InvestmentModel(cfg, seed=seed, policies=policies)
+    params = {
+        "cfg": cfg,
+        "seed": {"type": "InputText", "value": seed, "label": "Seed"},
+        "policies": _fixed(policies),
+        "mode": {"type": "Select", "value": "engine", "values": ["engine", "agents"], "label": "Mode"},
+    }
+    return model, params
+
+
 def _investment_params(model: InvestmentModel) -> dict[str, Any]:
     """``SolaraViz`` parameters rebuilding ``model``: the sliders for :class:`InvestmentVizModel`, else its
     arguments as fixed values and the seed as a text input."""
@@ -289,8 +485,14 @@ def make_page(
     model_params: Mapping[str, Any] | None = None,
     bars: Mapping[str, str] | None = None,
     name: str | None = None,
+    run_dir: str | None = None,
 ) -> object:
     """Build the ``SolaraViz`` page for ``model`` (default: :class:`InvestmentVizModel` defaults).
+
+    The investment page shows a status line (period, economy, who plays learned policies, current means), means
+    of capital and consumption, the price, capital and price against the reference answers
+    (:func:`reference_figure`), the households' and firms' bars and the trading network (:func:`network_figure`);
+    with ``run_dir`` (a ``market-learning`` run, see :func:`run_model`) also the run's learning curves.
 
     Args:
         model: An :class:`InvestmentModel` (the investment page: means, price, households' and firms' bars) or
@@ -307,10 +509,15 @@ def make_page(
     model = model if model is not None else InvestmentVizModel()
     if isinstance(model, InvestmentModel):
         components: list = [
+            (StatusLine, 0),
             make_plot_component({"capital": "tab:blue", "consumption": "tab:orange"}, backend="matplotlib"),
             make_plot_component({"price": "tab:green"}, backend="matplotlib"),
+            (ReferencePlots, 0),
             (AgentBars, 0),
+            (TradeNetwork, 0),
         ]
+        if run_dir is not None:
+            components.insert(1, (make_curves_component(run_dir), 0))
         params = dict(model_params) if model_params is not None else _investment_params(model)
         title = name or "Investment economy"
     elif isinstance(model, EconomyModel):
@@ -327,6 +534,8 @@ VIZ_TARGET = "ABM_MARKETS_VIZ"
 """Environment variable naming what ``abm-markets viz`` serves (a TOML file or an economy id)."""
 VIZ_IMPORTS = "ABM_MARKETS_VIZ_IMPORTS"
 """Environment variable with the ``--import`` modules of ``abm-markets viz`` (os.pathsep-separated)."""
+VIZ_RUN = "ABM_MARKETS_VIZ_RUN"
+"""Environment variable naming the ``market-learning`` run directory ``abm-markets viz --run`` shows."""
 
 
 def model_for(target: str, imports: tuple[str, ...] = (), *, seed: int = 0) -> EconomyModel:
@@ -370,9 +579,25 @@ def model_for(target: str, imports: tuple[str, ...] = (), *, seed: int = 0) -> E
     return EconomyModel(economy, sources, seed=seed)
 
 
+def skip_solara_check() -> None:
+    """Mark Solara's one-time installation check as done, so that the page never loads its iframe from solara.dev
+    (the server's telemetry is switched off by ``abm-markets viz`` through ``SOLARA_TELEMETRY_MIXPANEL_ENABLE``)."""
+    from solara import checks
+
+    try:
+        checks.solara_checked_path.parent.mkdir(parents=True, exist_ok=True)
+        checks.solara_checked_path.touch(exist_ok=True)
+    except OSError:  # a read-only home: the check stays, the page still works
+        pass
+
+
 def _page_from_environment() -> object:
     import os
 
+    run_dir = os.environ.get(VIZ_RUN)
+    if run_dir:
+        model, params = run_model(run_dir)
+        return make_page(model, model_params=params, run_dir=run_dir, name=f"Learned market: {run_dir}")
     target = os.environ.get(VIZ_TARGET)
     if not target:
         return make_page()

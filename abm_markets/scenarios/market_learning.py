@@ -326,7 +326,7 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     return summary
 
 
-def learned_market(run_dir: str | Any, **changes: Any) -> tuple[Any, dict[str, Any]]:
+def learned_market(run_dir: str | Any, *, flag: str = "run directory", **changes: Any) -> tuple[Any, dict[str, Any]]:
     """The economy of a ``market-learning`` run directory and its learned policies as batched sources
     ``{action key: state -> actions}`` (the deployed, averaged actors of the run's last checkpoint): what
     :class:`~abm_markets.model.InvestmentModel` takes as ``policies`` to run the learned market in Mesa.
@@ -345,7 +345,7 @@ def learned_market(run_dir: str | Any, **changes: Any) -> tuple[Any, dict[str, A
     from abm_markets.runs import latest_checkpoint_path, load_checkpoint
 
     out = Path(run_dir)
-    saved = read_run_dir(out)
+    saved = read_run_dir(out, flag)
     if saved.scenario != "market-learning":
         raise UserError(f"{str(out)!r} is a {saved.scenario!r} run; expected a market-learning run directory")
     cfg = MarketLearningConfig.from_dict({**saved.settings, **changes})

@@ -89,7 +89,7 @@ def mean_ci(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def critic(sweep: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     arms: dict[bool, list[pl.DataFrame]] = {}
-    for d, s in runs(sweep):
+    for d, _ in runs(sweep):
         cc = tomllib.loads((d / "config.toml").read_text())["scenario"]["central_critic"]
         arms.setdefault(bool(cc), []).append(evaluations(d, "eval_capital_vs_strategic"))
     for cc, frames in sorted(arms.items()):
