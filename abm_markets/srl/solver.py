@@ -641,7 +641,14 @@ def solve(
         _flush(ctx)
 
     epoch = start
+    bar_cm = ctx.progress(cfg.max_epochs, "SRL epochs", unit="epoch") if hasattr(ctx, "progress") else None
+    bar = bar_cm.__enter__() if bar_cm is not None else None
+    if bar is not None:
+        bar.update(start)
     for epoch in range(start + 1, 0 if converged else cfg.max_epochs + 1):  # resumed: continue where it stopped
+        if bar is not None and epoch > start + 1:
+            bar.update(1)
+            bar.set_postfix(update=f"{history[-1]['update']:.2e}" if history else "", refresh=False)
         te = time.perf_counter()
         warm = epoch <= cfg.warmup_epochs
         with torch.no_grad():
@@ -708,6 +715,9 @@ def solve(
                 break
         if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0 and epoch < cfg.max_epochs:
             save(epoch, False)
+    if bar_cm is not None:
+        bar.update(1 if epoch > start else 0)
+        bar_cm.__exit__(None, None, None)
     if epoch > start:
         save(epoch, True)
     wall = wall0 + time.perf_counter() - t0
