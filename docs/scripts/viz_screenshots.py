@@ -1,7 +1,7 @@
 """Screenshots of the browser view for docs/frontends.md: ``python docs/scripts/viz_screenshots.py [RUN_DIR]``.
 
 Serves ``abm-markets viz`` (and ``abm-markets viz --run RUN_DIR``) on 127.0.0.1, opens each page in Debian's
-Chromium through Playwright, steps the model 40 periods and writes ``docs/img/viz_default.png`` and
+Chromium through Playwright, steps the model 40 periods (one Step at a time) and writes ``docs/img/viz_default.png`` and
 ``docs/img/viz_learned_market.png``.
 """
 
@@ -31,9 +31,13 @@ def shoot(extra: list[str], port: int, name: str, steps: int = 40) -> None:
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle", timeout=120_000)
             page.locator(".abm-status").first.wait_for()
             step = page.get_by_role("button", name=re.compile("^step$", re.IGNORECASE))
-            for _ in range(steps):
+            status = page.locator(".abm-status").first
+            for i in range(steps):
                 step.click()
-                page.wait_for_timeout(150)
+                for _ in range(200):  # each Step is drawn before the next click
+                    if f"period {i + 1} " in status.inner_text():
+                        break
+                    page.wait_for_timeout(100)
             page.wait_for_timeout(2000)
             page.screenshot(path=str(IMG / name), full_page=True)
             browser.close()
