@@ -153,11 +153,21 @@ def household_bars_figure(model: InvestmentModel) -> Figure:
     return fig
 
 
-@solara.component
-def AgentBars(model: InvestmentModel) -> None:
-    """Solara component wrapping :func:`household_bars_figure`."""
-    update_counter.get()
-    solara.FigureMatplotlib(household_bars_figure(model), format="png")
+def figure_component(draw: Callable[[Any], Figure], *, redraw: bool = True) -> Callable[..., Any]:
+    """A Solara component showing ``draw(model)``; with ``redraw`` it is drawn again after every step."""
+
+    @solara.component
+    def FigureComponent(model: Any) -> None:
+        if redraw:
+            update_counter.get()
+        solara.FigureMatplotlib(draw(model), format="png")
+
+    FigureComponent.__name__ = f"{draw.__name__}_component"
+    return FigureComponent
+
+
+AgentBars = figure_component(household_bars_figure)
+"""Solara component wrapping :func:`household_bars_figure`."""
 
 
 def reference_values(model: InvestmentModel) -> dict[str, dict[str, float]]:
@@ -212,11 +222,8 @@ def reference_figure(model: InvestmentModel) -> Figure:
     return fig
 
 
-@solara.component
-def ReferencePlots(model: InvestmentModel) -> None:
-    """Solara component wrapping :func:`reference_figure`."""
-    update_counter.get()
-    solara.FigureMatplotlib(reference_figure(model), format="png")
+ReferencePlots = figure_component(reference_figure)
+"""Solara component wrapping :func:`reference_figure`."""
 
 
 def network_figure(model: InvestmentModel) -> Figure:
@@ -260,10 +267,8 @@ def network_figure(model: InvestmentModel) -> Figure:
     return fig
 
 
-@solara.component
-def TradeNetwork(model: InvestmentModel) -> None:
-    """Solara component wrapping :func:`network_figure`."""
-    solara.FigureMatplotlib(network_figure(model), format="png")
+TradeNetwork = figure_component(network_figure, redraw=False)
+"""Solara component wrapping :func:`network_figure` (the network does not change while the model runs)."""
 
 
 def status_line(model: InvestmentModel) -> str:
@@ -329,11 +334,7 @@ def curves_figure(run_dir: str) -> Figure:
 def make_curves_component(run_dir: str) -> Callable[..., Any]:
     """A Solara component drawing :func:`curves_figure` of ``run_dir``."""
 
-    @solara.component
-    def LearningCurves(model: InvestmentModel) -> None:
-        solara.FigureMatplotlib(curves_figure(run_dir), format="png")
-
-    return LearningCurves
+    return figure_component(lambda _model: curves_figure(run_dir), redraw=False)
 
 
 def run_model(run_dir: str, *, seed: int = 0) -> tuple[InvestmentModel, dict[str, Any]]:
@@ -452,12 +453,7 @@ def make_bars_component(bars: Mapping[str, str] | None = None) -> Callable[..., 
     """A Solara component drawing :func:`economy_bars_figure` with ``bars``."""
     bars = dict(bars or {})
 
-    @solara.component
-    def EconomyBars(model: EconomyModel) -> None:
-        update_counter.get()
-        solara.FigureMatplotlib(economy_bars_figure(model, bars), format="png")
-
-    return EconomyBars
+    return figure_component(lambda model: economy_bars_figure(model, bars))
 
 
 PLOT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")

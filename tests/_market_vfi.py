@@ -61,14 +61,20 @@ def household_vfi(cfg: InvestmentConfig, x_other: float, grid: np.ndarray) -> tu
     spend = np.where(need > 0, np.sqrt(lo * hi), 0.0)
     c = grid[:, None] ** cfg.alpha - spend
     util = np.where(c > 0, np.log(np.maximum(c, 1e-300)), -1e10)
-    v = np.zeros(grid.size)
-    for _ in range(5000):
-        v_new = (util + cfg.beta * v[None, :]).max(1)
+    return value_iteration(util, cfg.beta, 5000)
+
+
+def value_iteration(payoff: np.ndarray, beta: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """``V`` and the policy (index of the next grid point) of ``V(k) = max_k' payoff[k, k'] + beta V(k')``,
+    iterated to 1e-12 or ``max_iter`` times."""
+    v = np.zeros(payoff.shape[0])
+    for _ in range(max_iter):
+        v_new = (payoff + beta * v[None, :]).max(1)
         if np.max(np.abs(v_new - v)) < 1e-12:
             v = v_new
             break
         v = v_new
-    return v, (util + cfg.beta * v[None, :]).argmax(1)
+    return v, (payoff + beta * v[None, :]).argmax(1)
 
 
 def firm_vfi(cfg: InvestmentConfig, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +95,4 @@ def firm_vfi(cfg: InvestmentConfig, grid: np.ndarray) -> tuple[np.ndarray, np.nd
     u = torch.zeros(b.shape[0], h, dtype=T)
     trade = WalrasianMarket().clear(orders, offers, MarketNoise(u, u[..., None]))
     profit = (trade.revenue() - 0.5 * cfg.phi * trade.produced**2).reshape(q.shape).numpy()
-    profit = np.where(q > 0, profit, -1e10)
-    v = np.zeros(grid.size)
-    for _ in range(20000):
-        v_new = (profit + cfg.beta * v[None, :]).max(1)
-        if np.max(np.abs(v_new - v)) < 1e-12:
-            v = v_new
-            break
-        v = v_new
-    return v, (profit + cfg.beta * v[None, :]).argmax(1)
+    return value_iteration(np.where(q > 0, profit, -1e10), cfg.beta, 20000)
