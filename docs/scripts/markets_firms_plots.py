@@ -24,6 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 import numpy as np
 import polars as pl
 from scipy import stats
@@ -72,6 +73,9 @@ def markups(sweeps: list[Path]) -> None:
         ax.axhline(bm.markup_joint, color="C3", ls=":", lw=1.2, label="joint profit")
         ax.axhline(1.0, color="grey", lw=0.8, label="competitive")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_yticks([1, 1.5, 2, 3, 5, 8])
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("iteration")
     axes[0][0].set_ylabel("markup: price / marginal cost")
