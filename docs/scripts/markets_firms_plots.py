@@ -24,9 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib import ticker
 import numpy as np
 import polars as pl
+from matplotlib import ticker
 from scipy import stats
 
 from abm_markets.engine.config import InvestmentConfig
