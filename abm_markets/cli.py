@@ -210,7 +210,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_viz(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from abm_markets import viz
 
@@ -245,7 +244,10 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     if run_dir is not None:
         env[viz.VIZ_RUN] = run_dir
     cmd = [sys.executable, "-m", "solara", "run", viz.__file__, "--host", args.host, "--port", str(args.port)]
-    return subprocess.call([*cmd, "--no-open"], env=env)
+    sys.stdout.flush()
+    # the server replaces this process, so stopping `abm-markets viz` (Ctrl-C, a signal) stops the server too
+    os.execve(sys.executable, [*cmd, "--no-open"], env)
+    return 0  # not reached
 
 
 def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:

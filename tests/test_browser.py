@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -64,11 +65,11 @@ def _serve(args: list[str], tmp: Path) -> Iterator[str]:
             pytest.fail("the viz server did not start in 180 s")
         yield f"http://127.0.0.1:{port}/"
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and anything it started
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
 
 

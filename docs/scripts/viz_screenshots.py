@@ -42,7 +42,7 @@ def shoot(extra: list[str], port: int, name: str, steps: int = 40) -> None:
             page.screenshot(path=str(IMG / name), full_page=True)
             browser.close()
     finally:
-        proc.terminate()
+        proc.terminate()  # `abm-markets viz` execs the server: this stops it
         proc.wait()
 
 
