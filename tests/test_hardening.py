@@ -411,17 +411,17 @@ def test_memory_estimate_uses_available_memory(
 def test_viz_binds_localhost_unless_told(
     extra: list[str], host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls: list[list[str]] = []
+    calls: list[tuple[list[str], dict[str, str]]] = []
 
-    def fake_call(cmd: list[str], **_: Any) -> int:
-        calls.append(list(cmd))
-        return 0
+    def fake_execve(path: str, cmd: list[str], env: dict[str, str]) -> None:  # the server would replace the process
+        calls.append((list(cmd), dict(env)))
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(os, "execve", fake_execve)
     assert main(["viz", *extra]) == 0
-    (cmd,) = calls
+    ((cmd, env),) = calls
     assert cmd[cmd.index("--host") + 1] == host
     assert "solara" in cmd and "run" in cmd
+    assert env["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] == "False"  # nothing leaves the machine
 
 
 # ------------------------------------------------------------------------------------------- resume
