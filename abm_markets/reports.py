@@ -123,13 +123,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
                 "directory or a sweep folder"
             )
         records.extend(_read_run(p) for p in subs)
-    seen: set[Path] = set()
-    unique = []
-    for r in records:
-        if r.path.resolve() not in seen:
-            seen.add(r.path.resolve())
-            unique.append(r)
-    return unique
+    return list({r.path.resolve(): r for r in records}.values())  # a folder named twice counts once
 
 
 def _differing(records: Sequence[RunRecord]) -> list[str]:

@@ -190,8 +190,9 @@ def reference_values(model: InvestmentModel) -> dict[str, dict[str, float]]:
     if model.economy.deciding_firms:
         cap |= {"firms' Nash": bm.capital_nash, "joint profit": bm.capital_joint}
         price |= {"firms' Nash": bm.price_nash, "joint profit": bm.price_joint}
-    finite = {k: v for k, v in cap.items() if math.isfinite(v)}, {k: v for k, v in price.items() if math.isfinite(v)}
-    return {"capital": finite[0], "price": finite[1]}
+    return {
+        name: {k: v for k, v in ref.items() if math.isfinite(v)} for name, ref in (("capital", cap), ("price", price))
+    }
 
 
 REFERENCE_STYLES = {

@@ -185,8 +185,8 @@ class InvestmentEconomy(BatchedEconomy):
         network = network_from_graph(graph, self.n_households, self.n_goods, self.n_firms)
         # neighbours of good j: the households that can buy j from a common seller (oneself included), row-normalised
         acc = network.access.to(self.dtype).permute(1, 0, 2)  # [J, H, M]
-        near = ((acc @ acc.transpose(1, 2)) > 0).to(self.dtype) + torch.eye(self.n_households, dtype=self.dtype)
-        near = (near > 0).to(self.dtype)
+        near = ((acc @ acc.transpose(1, 2)) > 0) | torch.eye(self.n_households, dtype=torch.bool)
+        near = near.to(self.dtype)
         self.neighbour_mean = (near / near.sum(-1, keepdim=True)).to(self.device)  # [J, H, H]
         return BilateralMarket(network, cfg.bargaining_power)
 

@@ -37,6 +37,7 @@ import dataclasses
 import math
 from typing import Any
 
+from abm_markets.engine.investment_groups import steady_state_spending_share
 from abm_markets.errors import ConfigError
 
 __all__ = [
@@ -99,7 +100,7 @@ def firm_markups(cfg: Any, households: str = "learning", market: str | None = No
         raise ConfigError(f"households = {households!r}; expected 'learning' or 'rule'")
     if (market or cfg.market) != "walrasian":
         return float("nan"), float("nan")
-    s_total = _c(cfg) * cfg.delta * a  # the competitive steady-state spending share on capital goods
+    s_total = steady_state_spending_share(cfg)  # what the rule households spend on capital goods: c delta alpha
     return m / (m - 1.0 + s_total / nc), 1.0 / s_total
 
 

@@ -644,11 +644,8 @@ def solve(
     bar_cm = ctx.progress(cfg.max_epochs, "SRL epochs", unit="epoch") if hasattr(ctx, "progress") else None
     bar = bar_cm.__enter__() if bar_cm is not None else None
     if bar is not None:
-        bar.update(start)
+        bar.update(start)  # resumed: the epochs already done
     for epoch in range(start + 1, 0 if converged else cfg.max_epochs + 1):  # resumed: continue where it stopped
-        if bar is not None and epoch > start + 1:
-            bar.update(1)
-            bar.set_postfix(update=f"{history[-1]['update']:.2e}" if history else "", refresh=False)
         te = time.perf_counter()
         warm = epoch <= cfg.warmup_epochs
         with torch.no_grad():
@@ -704,6 +701,9 @@ def solve(
         row["epoch_s"] = time.perf_counter() - te
         row["solver_wall_s"] = wall0 + time.perf_counter() - t0
         history.append(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(update=f"{update:.2e}", refresh=False)
         if ctx is not None:
             ctx.log_metrics(**row)
         if callback is not None:
@@ -716,7 +716,6 @@ def solve(
         if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0 and epoch < cfg.max_epochs:
             save(epoch, False)
     if bar_cm is not None:
-        bar.update(1 if epoch > start else 0)
         bar_cm.__exit__(None, None, None)
     if epoch > start:
         save(epoch, True)
