@@ -104,6 +104,15 @@ class InvestmentConfig(Config):
         "Firms' blocks: own_price, own_demand, good_capital, agg_tfp.",
     )
     network_seed: int = param(0, "Seed of the random trading network (fixed across episodes).", ge=0)
+    externality_high: float = param(
+        1.0,
+        "Aggregate production externality Y_i = Z_i A(Kbar) prod_j K_ij^(alpha/N^c), A(Kbar) = 1 + (A_H - 1) / "
+        "(1 + exp(-(Kbar - K_thr) / w)) with Kbar the mean capital over households and goods, taken as given by "
+        "each household: A_H (1 = no externality; market formulation only).",
+        gt=0.0,
+    )
+    externality_threshold: float = param(8.0, "Externality threshold K_thr (capital per household and good).", gt=0.0)
+    externality_width: float = param(0.3, "Externality width w of the logistic step.", gt=0.0)
     c_floor: float = param(1e-6, "Consumption floor inside the utility function (avoids log 0).", gt=0.0)
     horizon: int = param(200, "Episode length in periods (environments truncate here).", ge=1)
 
@@ -130,6 +139,11 @@ class InvestmentConfig(Config):
             raise ConfigError(
                 "InvestmentConfig.firms = 'decision' is invalid with formulation = 'planner'; "
                 "expected formulation = 'market' for deciding firms"
+            )
+        if self.externality_high != 1.0 and self.formulation != "market":
+            raise ConfigError(
+                f"InvestmentConfig.externality_high = {self.externality_high} needs formulation = 'market' "
+                "(households who take mean capital as given); expected externality_high = 1 with the planner"
             )
         if self.information:
             from abm_markets.engine.investment_groups import decision_groups

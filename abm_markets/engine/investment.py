@@ -3,7 +3,8 @@
 Equations (household i, capital good j, period t; ``B`` economies at once):
 
 * Output: ``Y_i = Z_i * prod_j K_ij^(alpha/N^c)``, ``Z_i = z_i * A`` (idiosyncratic
-  Markov chain times an optional aggregate chain).
+  Markov chain times an optional aggregate chain); with ``externality_high != 1`` (market formulation) times the
+  aggregate production externality ``A(Kbar)`` of mean capital, which households take as given.
 * Spending: household i spends ``x_ij >= 0`` of its output on capital good j and
   consumes ``C_i = Y_i - sum_j x_ij`` (what it does not manage to spend is consumed).
 * Capital: ``K'_ij = (1 - delta) K_ij + I_ij``.
@@ -60,7 +61,7 @@ from abm_markets.engine.investment_groups import (
 from abm_markets.engine.preferences import crra_utility
 from abm_markets.engine.protocol import BatchedEconomy, index_state, parse_information
 from abm_markets.engine.shocks import MarkovChain, persistent_chain
-from abm_markets.engine.technology import accumulate, output, pooled_investment
+from abm_markets.engine.technology import accumulate, externality, output, pooled_investment
 from abm_markets.markets import (
     BilateralMarket,
     MarketNoise,
@@ -310,6 +311,9 @@ class InvestmentEconomy(BatchedEconomy):
 
         tfp = self.tfp(state)
         y = output(state.capital, tfp, cfg.alpha)
+        if cfg.externality_high != 1.0:
+            ext = externality(state.capital, cfg.externality_high, cfg.externality_threshold, cfg.externality_width)
+            y = y * ext.unsqueeze(-1)
 
         if cfg.formulation == "planner":
             spending, investment, overshoot = self._planner_flows(a, y)

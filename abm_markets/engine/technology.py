@@ -21,6 +21,17 @@ def output(capital: Tensor, tfp: Tensor, alpha: float) -> Tensor:
     return tfp * torch.exp((alpha / n_goods) * torch.log(capital).sum(-1))
 
 
+def externality(capital: Tensor, high: float, threshold: float, width: float) -> Tensor:
+    """Aggregate production externality ``A(Kbar) = 1 + (A_H - 1) / (1 + exp(-(Kbar - K_thr) / w))``, ``[B]``.
+
+    ``Kbar`` is the mean of ``capital`` ``[B, H, J]`` over households and goods; it is detached from the autograd
+    graph: each household takes mean capital as given (a replayed household's own-return derivative does not run
+    through it).
+    """
+    kbar = capital.detach().mean((-2, -1))
+    return 1.0 + (high - 1.0) * torch.sigmoid((kbar - threshold) / width)
+
+
 def accumulate(capital: Tensor, investment: Tensor, delta: float) -> Tensor:
     """``K' = (1 - delta) K + I``, shapes ``[B, H, J]``."""
     return (1.0 - delta) * capital + investment
