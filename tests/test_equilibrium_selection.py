@@ -111,3 +111,34 @@ def test_regret_is_zero_exactly_at_equilibria(tmp_path: Path) -> None:
     regret = tab["regret_1"] + tab["regret_2"]
     assert (regret.filter(tab["exact_nash"]) < 1e-12).all()
     assert (regret.filter(~tab["exact_nash"]) > 0).all()
+
+
+def test_neither_equilibrium_risk_dominates_and_q_learners_fall_low_because_the_optimist_moves() -> None:
+    """Restricted to the two stable efforts, the deviation losses at the low and the high equilibrium are equal
+    (0.18 each), so neither risk-dominates (Harsanyi-Selten); what sends Q-learners from miscoordinated beliefs to
+    the low equilibrium is that the player who starts high is disappointed in every action it tries (only the played
+    action is revised) while the one who starts low is pleasantly surprised and stays: the optimist moves, the
+    pessimist does not. Fictitious players revise their belief about the other: both move."""
+    p = co.payoff_matrix(GAME)
+    lo, hi = 2, 8
+    assert p[lo, lo] - p[hi, lo] == pytest.approx(0.18) and p[hi, hi] - p[lo, hi] == pytest.approx(0.18)
+    n = 24
+    belief = np.repeat([[1, 9], [3, 7], [9, 1], [7, 3]], 6, axis=0)  # player 1 pessimist, then optimist
+    start = np.stack([co.theta(GAME.grid[belief[:, 0]], GAME), co.theta(GAME.grid[belief[:, 1]], GAME)], 1)
+    moves = {}
+    for kind in ("q-egreedy", "fictitious-play"):
+        res = run_game_sessions(
+            p, kind=np.full(n, KINDS[kind]), alpha=np.full(n, 0.1), beta=np.full(n, 1e-3), eps0=0.2,
+            tau0=np.full(n, 0.02), w0=np.full(n, 10.0), belief=belief, seed=5, conv_window=10_000,
+            max_periods=1_000_000,
+        )  # fmt: skip
+        move = np.abs(GAME.grid[res["actions"]] - start)
+        optimist = start[:, 1] > start[:, 0]
+        moves[kind] = (
+            np.where(optimist, move[:, 1], move[:, 0]).mean(),
+            np.where(optimist, move[:, 0], move[:, 1]).mean(),
+        )
+    q_opt, q_pess = moves["q-egreedy"]
+    fp_opt, fp_pess = moves["fictitious-play"]
+    assert q_opt > 5.0 * q_pess  # measured: 0.56 against 0.03 effort units
+    assert fp_pess > 0.5 * fp_opt  # measured: 0.22 against 0.36: both move
