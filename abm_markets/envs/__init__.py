@@ -3,15 +3,26 @@
 * :class:`EconomyParallelEnv` (PettingZoo): every agent of a protocol economy;
 * :class:`EconomyEnv` (Gymnasium): one decision slot, everybody else's actions fixed;
 * :class:`InvestmentParallelEnv`, :func:`parallel_env`, :class:`InvestmentPlannerEnv`: the investment economy's
-  envs, built from an ``InvestmentConfig``.
+  envs, built from an ``InvestmentConfig`` and/or its fields as keywords;
+* :class:`CenteredActions`, :func:`decide_from_policy`: the project trainer's action parametrisation as a
+  Gymnasium wrapper, and a bridge from another library's policy to the project's evaluators.
 
 Importing this package registers ``abm_markets/InvestmentPlanner-v1`` with Gymnasium:
-``gymnasium.make("abm_markets/InvestmentPlanner-v1")``.
+``gymnasium.make("abm_markets/InvestmentPlanner-v1", beta=0.95)``; without the import,
+``gymnasium.make("abm_markets.envs:abm_markets/InvestmentPlanner-v1")`` imports it. Render modes ``None``,
+``"ansi"``, ``"rgb_array"``; ``normalize_obs=True`` bounds observations in ``[0, 1]``. See ``docs/interop.md``.
 """
 
 import gymnasium
 
-from abm_markets.envs.gym import ENV_ID, EconomyEnv, InvestmentPlannerEnv, default_planner_config
+from abm_markets.envs.gym import (
+    ENV_ID,
+    CenteredActions,
+    EconomyEnv,
+    InvestmentPlannerEnv,
+    decide_from_policy,
+    default_planner_config,
+)
 from abm_markets.envs.parallel import EconomyParallelEnv, InvestmentParallelEnv, parallel_env
 
 if ENV_ID not in gymnasium.registry:
@@ -19,10 +30,12 @@ if ENV_ID not in gymnasium.registry:
 
 __all__ = [
     "ENV_ID",
+    "CenteredActions",
     "EconomyEnv",
     "EconomyParallelEnv",
     "InvestmentParallelEnv",
     "InvestmentPlannerEnv",
+    "decide_from_policy",
     "default_planner_config",
     "parallel_env",
 ]

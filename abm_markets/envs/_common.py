@@ -12,7 +12,7 @@ Slots and units: a decision slot of a group decides for ``group.units`` agents; 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium
@@ -20,12 +20,22 @@ import numpy as np
 from torch import Tensor
 
 from abm_markets.engine.protocol import ActionLayout, BatchedEconomy, DecisionGroup
-from abm_markets.errors import ConfigError, UserError
+from abm_markets.errors import ConfigError, UserError, suggest
 
 DEFAULT_HORIZON = 200
 """Episode length of economies whose config has no ``horizon``."""
 
-RENDER_MODES = (None, "ansi")
+RENDER_MODES = (None, "ansi", "rgb_array")
+"""Render modes of every front end: no rendering, a one-line text summary, a small bar-chart image."""
+
+IMAGE_HEIGHT = 64
+"""Height in pixels of the ``"rgb_array"`` image."""
+
+IMAGE_MAX_WIDTH = 512
+"""Widest ``"rgb_array"`` image; an observation with more entries shows its first ``IMAGE_MAX_WIDTH``."""
+
+GROUP_COLOURS = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189]], np.uint8)
+"""Bar colour of the first, second, ... agent group (cycled)."""
 
 
 def entropy_seed() -> int:
@@ -34,8 +44,89 @@ def entropy_seed() -> int:
 
 
 def check_render_mode(render_mode: str | None) -> None:
+    """Raises UserError (one line) unless ``render_mode`` is one of :data:`RENDER_MODES`."""
     if render_mode not in RENDER_MODES:
-        raise UserError(f"render_mode = {render_mode!r} is invalid; expected None or 'ansi'")
+        raise UserError(f"render_mode = {render_mode!r} is invalid; expected None, 'ansi' or 'rgb_array'")
+
+
+# ---------------------------------------------------------------------------------------- keywords
+ENV_KEYWORDS = ("cfg", "render_mode", "normalize_obs", "device", "dtype")
+"""Keywords of the investment envs that are not config fields."""
+
+
+def config_from_settings(base: Any, settings: Mapping[str, Any], who: str, env_keywords: tuple[str, ...]) -> Any:
+    """``base`` (a :class:`~abm_markets.config.Config`) with the fields in ``settings`` replaced and checked.
+
+    String values are parsed by field type (``beta="0.95"`` works, as on the command line).
+
+    Raises:
+        ConfigError: One line: a keyword that is neither a config field nor one of ``env_keywords`` (close
+            matches suggested), or a bad value (the config's own message).
+    """
+    fields = base.field_docs()
+    for key in settings:
+        if key not in fields:
+            raise ConfigError(
+                f"unknown keyword {key!r} for {who}{suggest(key, [*fields, *env_keywords])}; expected "
+                f"{', '.join(env_keywords)} or a field of {type(base).__name__} ({', '.join(sorted(fields))})"
+            )
+    return type(base).from_overrides(dict(settings), base=base) if settings else base
+
+
+# ------------------------------------------------------------------------------------- observations
+def normalised_space(space: gymnasium.spaces.Box) -> gymnasium.spaces.Box:
+    """``Box(0, 1)`` of ``space``'s shape: the space of :func:`normalise` (``float32``)."""
+    return gymnasium.spaces.Box(0.0, 1.0, space.shape, np.float32)
+
+
+def normalise(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map observations in ``Box(low, high)`` monotonically and exactly (no running statistics) into ``[0, 1]``.
+
+    Per entry (``x [..., D]``, ``low`` and ``high`` ``[D]``): both bounds finite: ``(x - low) / (high - low)``;
+    ``[low, inf)``: ``d / (1 + d)`` with ``d = x - low`` (a ratio to the steady state, ``x = 1`` above
+    ``low = 0``, maps to 0.5); ``(-inf, high]``: ``1 / (1 + d)`` with ``d = high - x``; unbounded:
+    ``(1 + x / (1 + |x|)) / 2``. Returns ``float32``, clipped to ``[0, 1]`` against rounding.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    fin_lo, fin_hi = np.isfinite(lo), np.isfinite(hi)
+    safe_lo, safe_hi = np.where(fin_lo, lo, 0.0), np.where(fin_hi, hi, 0.0)
+    width = np.where(fin_lo & fin_hi & (safe_hi > safe_lo), safe_hi - safe_lo, 1.0)
+    d_lo = np.maximum(x - safe_lo, 0.0)
+    d_hi = np.maximum(safe_hi - x, 0.0)
+    half_open = np.where(fin_lo, d_lo / (1.0 + d_lo), np.where(fin_hi, 1.0 / (1.0 + d_hi), 0.5))
+    unbounded = 0.5 * (1.0 + x / (1.0 + np.abs(x)))
+    out = np.where(fin_lo & fin_hi, (x - safe_lo) / width, np.where(fin_lo | fin_hi, half_open, unbounded))
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------- images
+def bar_image(heights: Sequence[np.ndarray], groups: Sequence[int]) -> np.ndarray:
+    """A small bar chart: ``uint8 [IMAGE_HEIGHT, W, 3]`` (white background).
+
+    Args:
+        heights: One array per agent (its normalised observation, entries in ``[0, 1]``); one bar per entry,
+            agents separated by a gap.
+        groups: Agent group index per agent (bar colour, :data:`GROUP_COLOURS` cycled).
+
+    A grey line marks height 0.5 (where :func:`normalise` puts a steady-state ratio of 1).
+    """
+    n_bars = sum(int(np.size(h)) for h in heights) + max(len(heights) - 1, 0)
+    bar = int(np.clip(IMAGE_MAX_WIDTH // max(n_bars, 1), 1, 8))
+    width = int(np.clip(n_bars * bar, 64, IMAGE_MAX_WIDTH))
+    img = np.full((IMAGE_HEIGHT, width, 3), 255, np.uint8)
+    x = 0
+    for h, group in zip(heights, groups, strict=True):
+        colour = GROUP_COLOURS[group % len(GROUP_COLOURS)]
+        for v in np.clip(np.nan_to_num(np.asarray(h, np.float64).reshape(-1)), 0.0, 1.0):
+            if x + bar > width:
+                break
+            top = IMAGE_HEIGHT - round(float(v) * (IMAGE_HEIGHT - 1))
+            img[top:, x : x + max(bar - 1, 1)] = colour
+            x += bar
+        x += bar
+    img[IMAGE_HEIGHT // 2, :] = np.minimum(img[IMAGE_HEIGHT // 2, :], 160)
+    return img
 
 
 def resolve_horizon(economy: BatchedEconomy, horizon: int | None) -> int:

@@ -16,7 +16,12 @@
 * info: the logged variables (``economy.spec.logged``) over the slot's group, its own entry, and the
   economy-level ones;
 * episode: never terminates, truncated after the horizon (``economy.cfg.horizon``, else ``horizon``,
-  default 200).
+  default 200);
+* ``normalize_obs=True``: observations mapped exactly and monotonically into ``Box(0, 1)``
+  (:func:`~abm_markets.envs._common.normalise`: finite bounds linearly, ``[0, inf)`` entries as ``x / (1 + x)``,
+  so a ratio to the steady state of 1 is 0.5), for libraries that need bounded observations;
+* render modes (:data:`~abm_markets.envs._common.RENDER_MODES`): ``None``; ``"ansi"`` a one-line text summary;
+  ``"rgb_array"`` a ``uint8 [64, W, 3]`` bar chart of the normalised observation (grey line: steady state).
 
 ``reset(seed=s)`` seeds the torch generator with ``s``, so an episode equals the engine's
 ``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(s)``.
@@ -30,7 +35,14 @@ section 3, with ``N^h = 1`` (``N^c`` goods allowed):
   them onto the simplex, so ``C = (1 - sum_j s_j) Y >= 0``);
 * reward: ``u(C)`` (log by default);
 * dynamics: ``I_j = sqrt(2 s_j Y / phi)``, ``K'_j = (1 - delta) K_j + I_j``, ``Z`` a Markov chain;
-* episode: never terminates, truncated after ``cfg.horizon`` periods.
+* episode: never terminates, truncated after ``cfg.horizon`` periods;
+* settings: ``gymnasium.make(ENV_ID, beta=0.95, n_capital_goods=2, ...)``: any ``InvestmentConfig`` field
+  (strings parsed as on the command line), on top of :func:`default_planner_config`.
+
+:class:`CenteredActions` is the project trainer's action parametrisation as a Gymnasium ``ActionWrapper``
+(unbounded policy outputs centred on the economy's reference action, e.g. the steady-state spending share);
+:func:`decide_from_policy` turns a policy on an env's observations into an engine decision function for
+the project's evaluators (:mod:`abm_markets.learn.evaluate`). See ``docs/interop.md``.
 
 Version history: :data:`abm_markets.engine.investment.ENV_HISTORY`.
 """
@@ -48,8 +60,13 @@ from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment import InvestmentEconomy, Outcome
 from abm_markets.engine.protocol import ActionLayout, BatchedEconomy, DecisionGroup, action_layout
 from abm_markets.envs._common import (
+    ENV_KEYWORDS,
     action_array,
+    bar_image,
     check_render_mode,
+    config_from_settings,
+    normalise,
+    normalised_space,
     resolve_horizon,
     slot_action_space,
     split_logged,
@@ -58,7 +75,14 @@ from abm_markets.envs._common import (
 )
 from abm_markets.errors import ConfigError, UserError, unknown
 
-__all__ = ["ENV_ID", "EconomyEnv", "InvestmentPlannerEnv", "default_planner_config"]
+__all__ = [
+    "ENV_ID",
+    "CenteredActions",
+    "EconomyEnv",
+    "InvestmentPlannerEnv",
+    "decide_from_policy",
+    "default_planner_config",
+]
 
 ENV_ID = "abm_markets/InvestmentPlanner-v1"
 
@@ -102,8 +126,9 @@ class EconomyEnv(gymnasium.Env):
             economy's ``default_group``.
         fixed: ``{action_key: f}`` for every action key the slot does not fill alone: ``f(state)`` (or a
             constant) is that key's actions ``[1, n, *shape]`` (``torch.long`` for discrete actions).
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` or ``"rgb_array"``.
         horizon: Episode length for economies whose config has no ``horizon`` (default 200).
+        normalize_obs: Map observations into ``Box(0, 1)`` (:func:`~abm_markets.envs._common.normalise`).
 
     Attributes:
         economy: The economy.
@@ -111,15 +136,16 @@ class EconomyEnv(gymnasium.Env):
         slot: The slot's index within its group.
         agent: The slot's name.
         horizon: Periods per episode.
+        raw_observation_space: The economy's observation space (the env's own without ``normalize_obs``).
 
     Raises:
         ConfigError: Unknown group or agent, a group with several slots, an action key neither the slot nor
             ``fixed`` fills, a ``fixed`` key the economy does not have (or the slot fills alone), an invalid
             horizon.
-        UserError: ``render_mode`` is not ``None`` or ``"ansi"``.
+        UserError: ``render_mode`` is not ``None``, ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -129,6 +155,7 @@ class EconomyEnv(gymnasium.Env):
         fixed: Mapping[str, FixedAction] | None = None,
         render_mode: str | None = None,
         horizon: int | None = None,
+        normalize_obs: bool = False,
     ) -> None:
         check_render_mode(render_mode)
         self.economy = economy
@@ -160,7 +187,11 @@ class EconomyEnv(gymnasium.Env):
                 )
         self.fixed = fixed
         obs_space = economy.observation_space(g.name)
-        self.observation_space = gymnasium.spaces.Box(obs_space.low, obs_space.high, obs_space.shape, np.float32)
+        self.raw_observation_space = gymnasium.spaces.Box(obs_space.low, obs_space.high, obs_space.shape, np.float32)
+        self.normalize_obs = bool(normalize_obs)
+        self.observation_space = (
+            normalised_space(self.raw_observation_space) if self.normalize_obs else self.raw_observation_space
+        )
         self.action_space = slot_action_space(g)
         self._generator = torch.Generator(device=economy.device)
         self._seeded = False
@@ -217,17 +248,35 @@ class EconomyEnv(gymnasium.Env):
         truncated = self._t >= self.horizon
         return self._observation(), reward, False, truncated, self._info(out)
 
-    def render(self) -> str | None:
-        """``"ansi"``: one line, the period and the last period's logged values (economy-level ones, and the
-        means of the others); ``None`` otherwise."""
-        if self.render_mode != "ansi" or self._state is None:
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: one line of text (:meth:`_ansi`); ``"rgb_array"``: ``uint8 [64, W, 3]``, one bar per entry
+        of the normalised observation (:func:`~abm_markets.envs._common.bar_image`); ``None`` without a render
+        mode or before ``reset``."""
+        if self.render_mode is None or self._state is None:
             return None
-        return summary_line(self._t, self.economy, self._logged)
+        if self.render_mode == "ansi":
+            return self._ansi()
+        raw = self.observe_batch(self._state, normalized=False)[0]
+        low, high = self.raw_observation_space.low, self.raw_observation_space.high
+        return bar_image([normalise(raw, low, high)], [0])
+
+    def observe_batch(self, state: Any, *, normalized: bool | None = None) -> np.ndarray:
+        """The slot's observation ``[B, D]`` (``float32``) in a batch of engine states, as ``step`` returns it
+        (``normalized`` defaults to the env's ``normalize_obs``)."""
+        o = self.economy.observe(state, self.group.name)[:, self.slot]
+        x = o.detach().cpu().double().numpy()
+        normalized = self.normalize_obs if normalized is None else normalized
+        if normalized:
+            return normalise(x, self.raw_observation_space.low, self.raw_observation_space.high)
+        return x.astype(np.float32)
 
     # --------------------------------------------------------------------------------------- helpers
+    def _ansi(self) -> str:
+        """One line: the period and the last period's logged values (economy-level ones, means of the others)."""
+        return summary_line(self._t, self.economy, self._logged)
+
     def _observation(self) -> np.ndarray:
-        o = self.economy.observe(self._state, self.group.name)[0, self.slot]
-        return o.detach().cpu().numpy().astype(np.float32)
+        return self.observe_batch(self._state)[0]
 
     def _info(self, outcome: Any) -> dict[str, Any]:
         """The logged variables over the slot's group (its own entry; a slot of ``units > 1`` agents: those
@@ -255,24 +304,34 @@ class InvestmentPlannerEnv(EconomyEnv):
     Args:
         cfg: An ``InvestmentConfig`` with ``n_households = 1`` and ``formulation = "planner"``
             (default :func:`default_planner_config`).
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` or ``"rgb_array"``.
+        normalize_obs: Map observations into ``Box(0, 1)`` (see :class:`EconomyEnv`).
         device, dtype: Of the engine.
+        **settings: ``InvestmentConfig`` fields replacing those of ``cfg`` (``beta=0.95``); what
+            ``gymnasium.make(ENV_ID, **settings)`` passes.
+
+    Raises:
+        ConfigError: One line: an unknown keyword (close ones suggested), a bad value, or a config this env
+            cannot run (several households, the market formulation, quantity actions).
 
     Info after a step: ``consumption``, ``output``, ``investment`` and ``capital`` (lists over goods), and the
     economy's other logged household variables and ``welfare``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
         cfg: InvestmentConfig | None = None,
         *,
         render_mode: str | None = None,
+        normalize_obs: bool = False,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
+        **settings: Any,
     ) -> None:
         cfg = cfg if cfg is not None else default_planner_config()
+        cfg = config_from_settings(cfg, settings, ENV_ID, ENV_KEYWORDS)
         if cfg.n_households != 1:
             raise ConfigError(
                 f"InvestmentConfig.n_households = {cfg.n_households} is invalid for {ENV_ID}; expected 1 "
@@ -287,13 +346,11 @@ class InvestmentPlannerEnv(EconomyEnv):
         check_render_mode(render_mode)
         self.cfg = cfg
         economy = InvestmentEconomy(cfg, device=device, dtype=dtype)
-        super().__init__(economy, group="households", render_mode=render_mode)
+        super().__init__(economy, group="households", render_mode=render_mode, normalize_obs=normalize_obs)
         self.economy: InvestmentEconomy = economy
 
-    def render(self) -> str | None:
-        """``"ansi"``: ``t=.. K=[..] C=..`` (capital per good, last consumption)."""
-        if self.render_mode != "ansi" or self._state is None:
-            return None
+    def _ansi(self) -> str:
+        """``t=.. K=[..] C=..`` (capital per good, last consumption)."""
         k = self._state.capital[0, 0].double().cpu().tolist()
         c = float("nan") if self._last is None else float(self._last.consumption[0, 0])
         return f"t={int(self._state.t[0])} K={k} C={c:.4f}"
@@ -303,3 +360,118 @@ class InvestmentPlannerEnv(EconomyEnv):
         info["investment"] = outcome.investment[0, 0].double().cpu().tolist()
         info["capital"] = self._state.capital[0, 0].double().cpu().tolist()
         return info
+
+
+CENTERS = {"steady_state": "reference", "reference": "reference", "none": "none"}
+"""``center`` of :class:`CenteredActions` (``TrainConfig.action_center``) -> ``economy.decode``'s ``center``."""
+
+_PASS_THROUGH = ("TimeLimit", "OrderEnforcing", "PassiveEnvChecker", "Monitor", "RecordEpisodeStatistics")
+"""Wrappers that change neither observations nor actions (:func:`decide_from_policy` passes them)."""
+
+
+class CenteredActions(gymnasium.ActionWrapper):
+    """The project trainer's action parametrisation (``TrainConfig.action_center``, ``init_shift``) as a wrapper.
+
+    The policy outputs ``u`` in ``Box(-bound, bound, (raw_dim,))`` (the group's ``raw_dim``: ``J`` for a
+    household) and the economy decodes it (``economy.decode``): for spending shares, logits ``[u + c, 0]``
+    through a softmax with consumption last, ``c`` the logit of the steady-state share per good, so ``u = 0``
+    plays the deterministic steady-state rule (``center = "steady_state"``/``"reference"``) or half of output
+    (``"none"``); ``shift`` moves the centre (``log 2``: about twice the steady-state share, a deliberately
+    wrong start). A Gaussian policy with mean 0 then starts at the centre and its noise is multiplicative,
+    never clipped at a zero share: see ``docs/interop.md`` for why stable-baselines3 needs this.
+
+    Args:
+        env: An :class:`EconomyEnv` (possibly wrapped) whose slot has continuous actions.
+        center: ``steady_state`` (= ``reference``) or ``none``.
+        shift: Shift of the centre (the economy's log/logit units).
+        bound: Half-width of the raw action box (SB3 clips sampled actions to it).
+
+    Raises:
+        ConfigError: Unknown ``center``, a non-positive ``bound``, or a slot with discrete actions.
+    """
+
+    def __init__(self, env: gymnasium.Env, *, center: str = "steady_state", shift: float = 0.0, bound: float = 10.0):
+        super().__init__(env)
+        base = env.unwrapped
+        if not isinstance(base, EconomyEnv):
+            raise ConfigError(f"CenteredActions wraps an EconomyEnv; got {type(base).__name__}")
+        if center not in CENTERS:
+            raise ConfigError(str(unknown("center of CenteredActions", center, CENTERS)))
+        if not bound > 0:
+            raise ConfigError(f"CenteredActions bound = {bound!r} is invalid; expected a number > 0")
+        g = base.group
+        if g.n_discrete or not isinstance(base.action_space, gymnasium.spaces.Box):
+            raise ConfigError(f"group {g.name!r} has discrete actions; expected a Box action space for CenteredActions")
+        self.center, self.shift = CENTERS[center], float(shift)
+        self.action_space = gymnasium.spaces.Box(-bound, bound, (g.raw_dim,), np.float32)
+
+    def action(self, action: Any) -> np.ndarray:
+        """Decode one raw action ``[raw_dim]`` at the env's current state."""
+        return self.decode(np.asarray(action)[None], self.env.unwrapped._state)[0]
+
+    def decode(self, raw: np.ndarray, state: Any) -> np.ndarray:
+        """Raw actions ``[B, raw_dim]`` at engine states (batch ``B``) -> the env's actions ``[B, *A]``."""
+        base = self.env.unwrapped
+        eco = base.economy
+        u = torch.as_tensor(np.asarray(raw, np.float64), dtype=eco.dtype, device=eco.device)
+        u = u.reshape(u.shape[0], 1, base.group.raw_dim)
+        a = eco.decode(base.group.name, u, state, center=self.center, shift=self.shift)
+        shape = (u.shape[0], *base.action_space.shape)
+        return a.detach().cpu().numpy().reshape(shape).astype(base.action_space.dtype)
+
+
+def decide_from_policy(
+    env: gymnasium.Env, policy: Callable[[np.ndarray], Any]
+) -> Callable[[Any], dict[str, torch.Tensor]]:
+    """An engine decision function ``state -> {action_key: [B, n, *S]}`` from a policy on an env's observations.
+
+    Lets the project's evaluators (:mod:`abm_markets.learn.evaluate`: fixed shock paths, DP comparisons) score
+    a policy trained by another library on the env. ``policy`` maps a batch of observations ``[B, D]``, as
+    ``env`` (outermost wrapper) observes them, to actions ``[B, *A]`` in ``env``'s action space, e.g.
+    ``lambda obs: model.predict(obs, deterministic=True)[0]`` for a stable-baselines3 model.
+
+    Between ``env`` and its :class:`EconomyEnv`: observation wrappers are applied to the batch (inner first;
+    their ``observation`` must accept a batch), action wrappers' ``action`` (outer first; :class:`CenteredActions`
+    decodes at the batch's states); ``TimeLimit``, ``OrderEnforcing``, ``PassiveEnvChecker``, ``Monitor`` and
+    ``RecordEpisodeStatistics`` pass through.
+
+    Raises:
+        ConfigError: A wrapper of another kind, or a slot whose action key needs fixed actions of others.
+    """
+    obs_wrappers: list[gymnasium.ObservationWrapper] = []
+    act_wrappers: list[gymnasium.ActionWrapper] = []
+    e = env
+    while isinstance(e, gymnasium.Wrapper):
+        if isinstance(e, gymnasium.ObservationWrapper):
+            obs_wrappers.insert(0, e)
+        elif isinstance(e, gymnasium.ActionWrapper):
+            act_wrappers.append(e)
+        elif not isinstance(e, gymnasium.RewardWrapper) and type(e).__name__ not in _PASS_THROUGH:
+            raise ConfigError(
+                f"decide_from_policy cannot see through {type(e).__name__}; expected observation, action or reward "
+                f"wrappers, or {', '.join(_PASS_THROUGH)}"
+            )
+        e = e.env
+    base = e
+    if not isinstance(base, EconomyEnv):
+        raise ConfigError(f"decide_from_policy needs an EconomyEnv; got {type(base).__name__}")
+    if base.fixed:
+        raise ConfigError(
+            f"decide_from_policy: {base.agent!r} acts beside fixed actions ({', '.join(base.fixed)}); expected a slot "
+            "that fills its action key alone"
+        )
+    layout = base._layouts[base._key]
+    units = base.group.units
+
+    def decide(state: Any) -> dict[str, torch.Tensor]:
+        obs = base.observe_batch(state)
+        for w in obs_wrappers:
+            obs = w.observation(obs)
+        act = np.asarray(policy(obs))
+        for w in act_wrappers:
+            act = w.decode(act, state) if isinstance(w, CenteredActions) else np.asarray(w.action(act))
+        b = act.shape[0]
+        arr = torch.as_tensor(np.asarray(act, np.float64).reshape(b, units, *layout.shape))
+        return {base._key: arr.to(dtype=layout.dtype, device=layout.device)}
+
+    return decide

@@ -13,7 +13,12 @@
 * infos: the logged variables (``economy.spec.logged``) declared over the agent's group, its own entry,
   and the economy-level ones (every agent);
 * no agent terminates; all are truncated after the horizon (``economy.cfg.horizon``, else the
-  ``horizon`` argument, default 200); ``state()`` is ``economy.global_state(state)[0]``.
+  ``horizon`` argument, default 200); ``state()`` is ``economy.global_state(state)[0]``;
+* ``normalize_obs=True``: every agent's observation mapped exactly and monotonically into ``Box(0, 1)``
+  (:func:`~abm_markets.envs._common.normalise`), for wrappers that need bounded observations (SuperSuit's
+  ``normalize_obs_v0``);
+* render modes: ``None``; ``"ansi"`` a one-line text summary; ``"rgb_array"`` a ``uint8 [64, W, 3]`` bar chart,
+  one bar per entry of each agent's normalised observation, a colour per agent group.
 
 Randomness: one ``torch.Generator`` seeded in ``reset(seed=...)``, so an episode equals the engine's
 ``initial_state(1, g)`` then ``step(..., g)`` with ``g.manual_seed(seed)``.
@@ -28,7 +33,9 @@ Randomness: one ``torch.Generator`` seeded in ``reset(seed=...)``, so an episode
 * household action: ``Box(0, 1, (J,))`` spending shares (``action = "shares"``; the engine clips and scales
   them onto the simplex) or ``Box(0, K_ss, (J,))`` investment requests (``"quantities"``); firm action:
   ``Box(0, (10 p_ss, 10 q_ss))`` (posted price, capacity);
-* rewards: households ``u(C_i)`` (minus the budget penalty if set), firms their profit.
+* rewards: households ``u(C_i)`` (minus the budget penalty if set), firms their profit;
+* settings: :func:`parallel_env` ``(**settings)`` (PettingZoo's module-level constructor) takes any
+  ``InvestmentConfig`` field on top of the default market economy (``formulation="market", n_households=2``).
 
 Version history: see :data:`abm_markets.engine.investment.ENV_HISTORY` and the economies' ``spec.history``
 (``metadata["name"]`` is the engine's versioned id).
@@ -36,6 +43,7 @@ Version history: see :data:`abm_markets.engine.investment.ENV_HISTORY` and the e
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import gymnasium
@@ -47,9 +55,14 @@ from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment import InvestmentEconomy, Outcome
 from abm_markets.engine.protocol import BatchedEconomy, action_layout
 from abm_markets.envs._common import (
+    ENV_KEYWORDS,
     action_array,
+    bar_image,
     check_render_mode,
+    config_from_settings,
     entropy_seed,
+    normalise,
+    normalised_space,
     resolve_horizon,
     slot_action_space,
     split_logged,
@@ -69,28 +82,40 @@ class EconomyParallelEnv(ParallelEnv):
     Args:
         economy: A protocol economy (:class:`~abm_markets.engine.protocol.BatchedEconomy`), e.g. from
             :func:`abm_markets.engine.make_economy`.
-        render_mode: ``None`` or ``"ansi"`` (a one-line text summary of the period).
+        render_mode: ``None``, ``"ansi"`` (a one-line text summary of the period) or ``"rgb_array"`` (a bar
+            chart of the normalised observations).
         horizon: Episode length for economies whose config has no ``horizon`` (default 200).
+        normalize_obs: Map observations into ``Box(0, 1)`` (:func:`~abm_markets.envs._common.normalise`).
 
     Attributes:
         economy: The economy.
         horizon: Periods per episode.
         groups: Agent names per agent group, ``{group: [name, ...]}``.
+        normalize_obs: Whether observations are normalised.
 
     Raises:
         ConfigError: The agent groups do not fill every action key, two agents share a name, an action
             space is neither ``Box`` nor (Multi)``Discrete``, or ``horizon`` is invalid.
-        UserError: ``render_mode`` is not ``None`` or ``"ansi"``.
+        UserError: ``render_mode`` is not ``None``, ``"ansi"`` or ``"rgb_array"``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
         "name": "EconomyParallelEnv",
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
         "is_parallelizable": True,
     }
 
-    def __init__(self, economy: BatchedEconomy, *, render_mode: str | None = None, horizon: int | None = None) -> None:
+    def __init__(
+        self,
+        economy: BatchedEconomy,
+        *,
+        render_mode: str | None = None,
+        horizon: int | None = None,
+        normalize_obs: bool = False,
+    ) -> None:
         check_render_mode(render_mode)
+        self.normalize_obs = bool(normalize_obs)
         self.economy = economy
         self.render_mode = render_mode
         self.horizon = resolve_horizon(economy, horizon)
@@ -123,12 +148,13 @@ class EconomyParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self.observation_spaces: dict[str, gymnasium.spaces.Space] = {}
         self.action_spaces: dict[str, gymnasium.spaces.Space] = {}
+        self._raw_spaces: dict[str, gymnasium.spaces.Box] = {}
         for g in agent_groups:
             obs_space = economy.observation_space(g.name)
+            raw = gymnasium.spaces.Box(obs_space.low, obs_space.high, obs_space.shape, np.float32)
+            self._raw_spaces[g.name] = raw
             for a in self.groups[g.name]:
-                self.observation_spaces[a] = gymnasium.spaces.Box(
-                    obs_space.low, obs_space.high, obs_space.shape, np.float32
-                )
+                self.observation_spaces[a] = normalised_space(raw) if self.normalize_obs else copy.deepcopy(raw)
                 self.action_spaces[a] = slot_action_space(g)
         self._generator = torch.Generator(device=economy.device)
         self._seeded = False
@@ -213,21 +239,38 @@ class EconomyParallelEnv(ParallelEnv):
             raise UserError(f"{type(self).__name__}.state called before reset()")
         return self.economy.global_state(self._state)[0].detach().cpu().numpy().astype(np.float32)
 
-    def render(self) -> str | None:
-        """``"ansi"``: one line, the period and the last period's logged values (economy-level ones, and the
-        means of the others); ``None`` otherwise."""
-        if self.render_mode != "ansi" or self._state is None:
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: one line of text (:meth:`_ansi`); ``"rgb_array"``: ``uint8 [64, W, 3]``, one bar per entry of
+        each agent's normalised observation, a colour per agent group
+        (:func:`~abm_markets.envs._common.bar_image`); ``None`` without a render mode or before ``reset``."""
+        if self.render_mode is None or self._state is None:
             return None
-        return summary_line(self._t, self.economy, self._logged)
+        if self.render_mode == "ansi":
+            return self._ansi()
+        heights, colours = [], []
+        for k, (name, agents) in enumerate(self.groups.items()):
+            sp = self._raw_spaces[name]
+            o = self.economy.observe(self._state, name)[0].detach().cpu().double().numpy()
+            heights += [normalise(o[i], sp.low, sp.high) for i in range(len(agents))]
+            colours += [k] * len(agents)
+        return bar_image(heights, colours)
 
     def close(self) -> None:
         pass
 
     # --------------------------------------------------------------------------------------- helpers
+    def _ansi(self) -> str:
+        """One line: the period and the last period's logged values (economy-level ones, means of the others)."""
+        return summary_line(self._t, self.economy, self._logged)
+
     def _observations(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         for name, agents in self.groups.items():
-            o = self.economy.observe(self._state, name)[0].detach().cpu().numpy().astype(np.float32)
+            o = self.economy.observe(self._state, name)[0].detach().cpu().double().numpy()
+            if self.normalize_obs:
+                sp = self._raw_spaces[name]
+                o = normalise(o, sp.low, sp.high)
+            o = o.astype(np.float32)
             obs.update({a: o[i] for i, a in enumerate(agents)})
         return obs
 
@@ -248,8 +291,14 @@ class InvestmentParallelEnv(EconomyParallelEnv):
 
     Args:
         cfg: The economy (default ``InvestmentConfig(formulation="market", n_households=2)``).
-        render_mode: ``None`` or ``"ansi"`` (a one-line text summary of the period).
+        render_mode: ``None``, ``"ansi"`` (a one-line text summary of the period) or ``"rgb_array"``.
+        normalize_obs: Map observations into ``Box(0, 1)`` (see :class:`EconomyParallelEnv`).
         device, dtype: Of the engine.
+        **settings: ``InvestmentConfig`` fields replacing those of ``cfg`` (``n_households=3``,
+            ``market="posted"``).
+
+    Raises:
+        ConfigError: One line: an unknown keyword (close ones suggested) or a bad value.
 
     Attributes:
         cfg: The config.
@@ -259,7 +308,8 @@ class InvestmentParallelEnv(EconomyParallelEnv):
 
     metadata: ClassVar[dict[str, Any]] = {
         "name": "InvestmentMarket-v1",
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
         "is_parallelizable": True,
     }
 
@@ -268,21 +318,22 @@ class InvestmentParallelEnv(EconomyParallelEnv):
         cfg: InvestmentConfig | None = None,
         *,
         render_mode: str | None = None,
+        normalize_obs: bool = False,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
+        **settings: Any,
     ) -> None:
+        cfg = cfg if cfg is not None else InvestmentConfig(formulation="market", n_households=2)
+        self.cfg = config_from_settings(cfg, settings, "abm_markets.envs.parallel_env", ENV_KEYWORDS)
         check_render_mode(render_mode)
-        self.cfg = cfg if cfg is not None else InvestmentConfig(formulation="market", n_households=2)
         economy = InvestmentEconomy(self.cfg, device=device, dtype=dtype)
-        super().__init__(economy, render_mode=render_mode)
+        super().__init__(economy, render_mode=render_mode, normalize_obs=normalize_obs)
         self.economy: InvestmentEconomy = economy
         self.households = list(self.groups["households"])
         self.firm_agents = list(self.groups.get("firms", []))
 
-    def render(self) -> str | None:
-        """``"ansi"``: ``t=.. mean K=.. mean C=.. mean p=..`` (capital, consumption, last prices)."""
-        if self.render_mode != "ansi" or self._state is None:
-            return None
+    def _ansi(self) -> str:
+        """``t=.. mean K=.. mean C=.. mean p=..`` (capital, consumption, last prices)."""
         st = self._state
         k = st.capital[0].mean().item()
         p = st.last_price[0].mean().item()
@@ -301,6 +352,14 @@ class InvestmentParallelEnv(EconomyParallelEnv):
         return infos
 
 
-def parallel_env(cfg: InvestmentConfig | None = None, **kwargs: Any) -> InvestmentParallelEnv:
-    """PettingZoo-style constructor of :class:`InvestmentParallelEnv`."""
-    return InvestmentParallelEnv(cfg, **kwargs)
+def parallel_env(cfg: InvestmentConfig | None = None, **settings: Any) -> InvestmentParallelEnv:
+    """PettingZoo's module-level constructor: :class:`InvestmentParallelEnv` of ``cfg`` with ``settings``.
+
+    ``settings``: ``render_mode``, ``normalize_obs``, ``device``, ``dtype`` and any ``InvestmentConfig`` field,
+    e.g. ``parallel_env(n_households=3, market="posted", normalize_obs=True)``; the default economy is the
+    market formulation with two households.
+
+    Raises:
+        ConfigError: One line: an unknown keyword (close ones suggested) or a bad value.
+    """
+    return InvestmentParallelEnv(cfg, **settings)
