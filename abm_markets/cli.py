@@ -7,7 +7,7 @@ Commands::
     abm-markets run NAME|PRESET.toml [--set key=value ...] [--seed N] [--out DIR] [--device cpu|cuda|auto]
     abm-markets run --resume DIR
     abm-markets sweep NAME --seeds 0-3 [--grid key=v1,v2 ...] [--set key=value ...] --out DIR [--address RAY]
-    abm-markets steady-state investment|two-sector [--set key=value ...] [--json]
+    abm-markets steady-state investment|investment-externality|two-sector [--set key=value ...] [--json]
     abm-markets viz [ECONOMY.toml | ECONOMY-ID | --run RUN_DIR] [--import MODULE] [--host ADDR] [--port N] [--check]
     abm-markets compare RUN_OR_SWEEP... [--keys K1,K2*] [--format text|csv|parquet] [--out FILE]
     abm-markets report RUN_OR_SWEEP... --out REPORT.html [--title TEXT]
@@ -106,7 +106,7 @@ def _build_parser() -> _Parser:
     rep.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     rep.add_argument("--title", default=None)
     ss = sub.add_parser("steady-state", help="deterministic steady state of an economy")
-    ss.add_argument("economy", help="investment or two-sector")
+    ss.add_argument("economy", help="investment, investment-externality or two-sector")
     ss.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ss.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -131,6 +131,7 @@ def _cmd_show(name: str, imports: Sequence[str] = ()) -> int:
         scenarios.load_module(spec)
     scen = scenarios.get(name)
     print(f"{scen.name}: {scen.description}")
+    print(f"expected time (default, 2 cores): {scen.expected_time()}")
     cfg = scen.config()
     for f in dataclasses.fields(cfg):
         print(f"  {f.name} = {getattr(cfg, f.name)!r}\n      {f.metadata.get('doc', '')}")
@@ -294,9 +295,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_steady_state(args: argparse.Namespace) -> int:
-    if args.economy not in ("investment", "two-sector"):
-        raise unknown("economy", args.economy, ["investment", "two-sector"])
-    if args.economy == "two-sector":
+    economies = ["investment", "investment-externality", "two-sector"]
+    if args.economy not in economies:
+        raise unknown("economy", args.economy, economies)
+    if args.economy == "investment-externality":
+        from abm_markets.solvers import externality
+
+        data = externality.steady_state_report(externality.default_config(**_parse_sets(args.sets)))
+    elif args.economy == "two-sector":
         from abm_markets.solvers import two_sector
 
         data = two_sector.steady_state(two_sector.TwoSectorConfig.from_overrides(_parse_sets(args.sets))).to_json()

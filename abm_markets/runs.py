@@ -6,10 +6,13 @@ A run directory holds::
     manifest.json      config hash, seed, git revision, package versions, device, wall time
     summary.json       headline figures, including gaps to reference solutions
     metrics.parquet    training / solver curves, one row per iteration (long or wide)
-    steps.parquet      long-format evaluation log: t, economy, agent, variable, value
-    markets.parquet    long-format market log: t, economy, good, variable, value
+    steps.parquet      long-format evaluation log: t, economy, agent, variable, value (+ optional columns)
+    markets.parquet    long-format market log: t, economy, good, variable, value (+ optional columns)
     checkpoints/       torch state dicts (load with ``weights_only=True``)
     plots/*.png        figures drawn from the logs
+
+Every scenario writes ``steps.parquet`` (and ``markets.parquet`` where it has markets) through
+:meth:`RunContext.write_log`, which checks the schema of docs/logs.md (:func:`log_frame`).
 
 Every file is written to a temporary name in the same folder and renamed into
 place (``os.replace``), so a killed run never leaves a half-written file.
@@ -200,6 +203,14 @@ class RunContext:
         path = self.out / f"{name}.parquet"
         atomic_write_parquet(path, df)
         return path
+
+    def write_log(self, kind: str, df: pl.DataFrame) -> Path:
+        """Write ``steps.parquet`` or ``markets.parquet`` (``kind``) after checking it against the log schema.
+
+        Every scenario writes its long-format logs through this method, so every run's logs read the same way
+        (:func:`log_frame`, docs/logs.md).
+        """
+        return self.write_table(kind, log_frame(df, kind))
 
     def save_figure(self, name: str, fig: Figure) -> Path:
         """Write ``plots/name.png`` atomically."""
@@ -438,6 +449,73 @@ def write_manifest(
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
+
+
+# ------------------------------------------------------------------------------------ long-format logs
+LOG_COLUMNS: dict[str, dict[str, type[pl.DataType]]] = {
+    "steps": {"t": pl.Int64, "economy": pl.Int64, "agent": pl.Int64, "variable": pl.String, "value": pl.Float64},
+    "markets": {"t": pl.Int64, "economy": pl.Int64, "good": pl.Int64, "variable": pl.String, "value": pl.Float64},
+}
+"""Required columns of ``steps.parquet`` and ``markets.parquet`` and their dtypes (docs/logs.md)."""
+
+LOG_OPTIONAL: dict[str, type[pl.DataType]] = {
+    "session": pl.Int64,
+    "case": pl.String,
+    "mechanism": pl.String,
+    "policy": pl.String,
+    "group": pl.String,
+}
+"""Columns a log may add, in this order after the required ones (docs/logs.md says what each means)."""
+
+
+def log_frame(df: pl.DataFrame, kind: str = "steps") -> pl.DataFrame:
+    """Check a long-format log against the schema of docs/logs.md and normalise it.
+
+    Required columns (``LOG_COLUMNS[kind]``) must be present and non-null; integer columns must hold integers
+    (any width), ``variable`` strings (or categoricals), ``value`` numbers (NaN allowed). Optional columns
+    (``LOG_OPTIONAL``) may be null where they do not apply. Anything else is rejected, so every column a run
+    writes is documented.
+
+    Args:
+        df: The log.
+        kind: ``steps`` or ``markets``.
+
+    Returns:
+        The log with the schema's dtypes and column order (required, then optional in ``LOG_OPTIONAL`` order).
+
+    Raises:
+        ValueError: A column is missing, unknown, null where it may not be, or of the wrong kind (a bug in the
+            scenario that wrote the log, so not a :class:`~abm_markets.errors.UserError`).
+    """
+    if kind not in LOG_COLUMNS:
+        raise ValueError(f"log kind {kind!r} is unknown; expected one of {', '.join(LOG_COLUMNS)}")
+    required = LOG_COLUMNS[kind]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{kind} log lacks column(s) {', '.join(missing)}; expected {', '.join(required)}")
+    extra = [c for c in df.columns if c not in required and c not in LOG_OPTIONAL]
+    if extra:
+        raise ValueError(
+            f"{kind} log has undocumented column(s) {', '.join(extra)}; expected {', '.join(required)} and "
+            f"optionally {', '.join(LOG_OPTIONAL)} (docs/logs.md)"
+        )
+    casts = []
+    for name, want in {**required, **{c: t for c, t in LOG_OPTIONAL.items() if c in df.columns}}.items():
+        have = df.schema[name]
+        ok = (
+            (want is pl.Int64 and (have.is_integer() or have == pl.Null))
+            or (want is pl.Float64 and (have.is_numeric() or have == pl.Null))
+            or (want is pl.String and have in (pl.String, pl.Categorical, pl.Enum, pl.Null))
+        )
+        if not ok:
+            raise ValueError(f"{kind} log column {name!r} is {have}; expected {want.__name__}")
+        casts.append(pl.col(name).cast(want))
+    out = df.select(casts)
+    for name in required:
+        nulls = out[name].null_count()
+        if nulls:
+            raise ValueError(f"{kind} log column {name!r} has {nulls} null(s); expected a value in every row")
+    return out
 
 
 def long_frame(columns: Mapping[str, Any], id_cols: tuple[str, ...]) -> pl.DataFrame:

@@ -47,6 +47,30 @@ def test_list_names_the_default_scenario(capsys: pytest.CaptureFixture[str]) -> 
     assert "investment-planner" in out
 
 
+def test_show_states_every_scenarios_expected_time(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every registered scenario carries a measured wall time of its default run and where it comes from."""
+    from abm_markets.scenarios import all_scenarios
+
+    for scen in (s for s in all_scenarios() if s.source is None):  # the package's own (not --import'ed ones)
+        assert scen.expected_wall_s is not None and scen.expected_wall_s > 0, scen.name
+        assert len(scen.expected_wall_source) > 10, scen.name
+        assert main(["show", scen.name]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1].startswith("expected time (default, 2 cores): ~"), lines[:2]
+        assert scen.expected_wall_source in lines[1]
+
+
+def test_expected_time_is_rounded_to_a_readable_unit() -> None:
+    from abm_markets.scenarios import Scenario
+
+    def shown(seconds: float | None) -> str:
+        return Scenario("x", "", InvestmentConfig, lambda: {}, expected_wall_s=seconds).expected_time()
+
+    assert [shown(s) for s in (3.4, 77.0, 95.0, 572.0, 7200.0, None)] == [
+        "~3 s", "~80 s", "~2 min", "~10 min", "~2.0 h", "not measured",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

@@ -150,10 +150,10 @@ def evaluate_greedy(trainer: Trainer, cfg: DeepPricingConfig, state: PricingStat
     """Greedy play of the trained firms from ``state`` (default: the final training states).
 
     Returns:
-        ``prices [T, B, 2]`` (the path), ``price_mean [B, 2]`` and ``profit_mean [B, 2]`` over the last
-        ``eval_tail`` periods, ``profit_gain [B]`` (mean of the firms' profits, Calvano's Delta),
-        ``profit_gain_firm [B, 2]``, ``stationary [B]`` (prices constant over the tail), and ``final_state``
-        (the :class:`PricingState` after greedy play).
+        ``prices [T, B, 2]`` and ``profits [T, B, 2]`` (the path), ``price_mean [B, 2]`` and
+        ``profit_mean [B, 2]`` over the last ``eval_tail`` periods, ``profit_gain [B]`` (mean of the firms'
+        profits, Calvano's Delta), ``profit_gain_firm [B, 2]``, ``stationary [B]`` (prices constant over the
+        tail), and ``final_state`` (the :class:`PricingState` after greedy play).
     """
     eco = trainer.economy
     gen = torch.Generator(device=eco.device).manual_seed(trainer.seed + 31337)  # observation noise only
@@ -170,6 +170,7 @@ def evaluate_greedy(trainer: Trainer, cfg: DeepPricingConfig, state: PricingStat
     pi_mean = tail_pi.mean(0)
     return {
         "prices": p.cpu().numpy(),
+        "profits": pi.cpu().numpy(),
         "price_mean": tail_p.mean(0).cpu().numpy(),
         "profit_mean": pi_mean.cpu().numpy(),
         "profit_gain": eco.profit_gain(pi_mean.mean(-1)).cpu().numpy(),

@@ -507,7 +507,7 @@ def impulse_response(
     profit: np.ndarray,
     m: int,
     *,
-    deviator: int = 0,
+    deviator: int | None = 0,
     periods: int = 15,
     memory: int = 1,
 ) -> np.ndarray:
@@ -515,14 +515,15 @@ def impulse_response(
 
     Period 0 is greedy play from ``s0`` (the pre-shock profile); in period 1 agent
     ``deviator`` plays its static best response to the others' greedy actions of that
-    period; from period 2 on everyone plays greedy again.
+    period; from period 2 on everyone plays greedy again. With ``deviator = None``
+    nobody deviates: the path is undisturbed greedy play from ``s0``.
 
     Args:
         greedy: ``(B, n, S)`` greedy actions.
         s0: ``(B,)`` start states (e.g. a state on the converged cycle).
         profit: ``(n, m**n)`` rewards.
         m: Actions per agent.
-        deviator: The agent forced to deviate.
+        deviator: The agent forced to deviate (None: no deviation).
         periods: Periods after the deviation to record.
         memory: ``k``.
 
@@ -537,7 +538,7 @@ def impulse_response(
     s = np.asarray(s0, dtype=np.int64).copy()
     for tau in range(periods + 2):
         acts = greedy[rows[:, None], np.arange(n)[None, :], s[:, None]]
-        if tau == 1:
+        if tau == 1 and deviator is not None:
             acts[:, deviator] = static_best_response(profit, m, deviator, acts)
         out[:, tau] = acts
         s = (s * n_profiles + (acts * weights).sum(axis=1)) % n_states

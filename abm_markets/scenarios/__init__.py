@@ -4,9 +4,17 @@ A scenario is a function ``run(cfg, ctx) -> summary`` with a config class and a
 one-line description, registered under a plain, stable name::
 
     @register("investment-planner", config=PlannerScenarioConfig,
-              description="Stochastic planner economy under the DP-optimal policy")
+              description="Stochastic planner economy under the DP-optimal policy",
+              expected_wall_s=62.1, expected_wall_source="one default run, 1 thread, 2026-11-29")
     def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         ...
+
+``expected_wall_s`` is the measured wall time of a default run on the reference machine (2 CPU cores) and
+``expected_wall_source`` says where the figure comes from (``abm-markets show NAME`` prints both): the
+``wall_s`` of a run's ``manifest.json``, or a figure in docs/ for runs too long to repeat. "1 thread" means
+torch and numba on one thread (``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``): the two cores were shared with
+other jobs, and there the default two threads oversubscribe them and ran up to 6x slower (``huggett-pe-srl``:
+200 s with two threads against 33 s with one, the same day).
 
 Every module in this package is imported on first lookup, so adding a scenario
 is adding a module. Modules must import heavy dependencies (tianshou, ray, mesa)
@@ -51,6 +59,9 @@ class Scenario:
     Attributes:
         source: The module it came from when it is not part of this package (a module name or an absolute
             ``.py`` path, as :func:`load_module` takes it), else None.
+        expected_wall_s: Measured wall time (seconds) of a run with the default settings on 2 CPU cores, or
+            None when not measured.
+        expected_wall_source: Where ``expected_wall_s`` comes from (which runs, how many, under what load).
     """
 
     name: str
@@ -59,6 +70,21 @@ class Scenario:
     run: Callable[..., dict[str, Any]]
     default_seed: int = 0
     source: str | None = None
+    expected_wall_s: float | None = None
+    expected_wall_source: str = ""
+
+    def expected_time(self) -> str:
+        """``~N s``, ``~N min`` or ``~N h`` with its source, or ``not measured``."""
+        s = self.expected_wall_s
+        if s is None:
+            return "not measured"
+        if s < 90:
+            text = f"~{max(1, round(s, -1 if s >= 20 else 0)):.0f} s"
+        elif s < 90 * 60:
+            text = f"~{round(s / 60):.0f} min"
+        else:
+            text = f"~{s / 3600:.1f} h"
+        return f"{text} ({self.expected_wall_source})" if self.expected_wall_source else text
 
 
 _REGISTRY: dict[str, Scenario] = {}
@@ -68,9 +94,15 @@ _MODULES: dict[str, Any] = {}
 
 
 def register(
-    name: str, *, config: type[Config], description: str, default_seed: int = 0
+    name: str,
+    *,
+    config: type[Config],
+    description: str,
+    default_seed: int = 0,
+    expected_wall_s: float | None = None,
+    expected_wall_source: str = "",
 ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Decorator registering ``run(cfg, ctx) -> summary`` under ``name``."""
+    """Decorator registering ``run(cfg, ctx) -> summary`` under ``name`` (fields: :class:`Scenario`)."""
 
     def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         old = _REGISTRY.get(name)
@@ -81,7 +113,14 @@ def register(
             )
         source = _LOADING[-1] if _LOADING else None
         _REGISTRY[name] = Scenario(
-            name=name, description=description, config=config, run=fn, default_seed=default_seed, source=source
+            name=name,
+            description=description,
+            config=config,
+            run=fn,
+            default_seed=default_seed,
+            source=source,
+            expected_wall_s=expected_wall_s,
+            expected_wall_source=expected_wall_source,
         )
         return fn
 

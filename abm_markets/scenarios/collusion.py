@@ -9,8 +9,9 @@ random rival. A session stops when both greedy strategies are unchanged for
 100,000 periods (cap 10^9). Outcomes are measured on the limit cycle reached by
 greedy play from the final state.
 
-Writes ``sessions.parquet`` (one row per session), ``impulse.parquet`` (prices
-after a forced one-period deviation, long format), ``heatmap.parquet`` (mean
+Writes ``sessions.parquet`` (one row per session), ``steps.parquet`` (greedy
+play from the limit cycle: each firm's price and profit, docs/logs.md),
+``impulse.parquet`` (prices after a forced one-period deviation), ``heatmap.parquet`` (mean
 profit gain on an (alpha, beta) grid), ``metrics.parquet`` (progress per chunk)
 and plots ``profit_gain_hist``, ``impulse_response``, ``delta_heatmap``.
 """
@@ -84,6 +85,8 @@ def _market(cfg: CalvanoScenarioConfig) -> Any:
     "collusion-calvano",
     config=CalvanoScenarioConfig,
     description="Q-learning duopoly of Calvano et al. (2020): profit gain, impulse response, (alpha, beta) heatmap",
+    expected_wall_s=91.5,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -146,6 +149,7 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         }
     )
     ctx.write_table("sessions", sessions)
+    ctx.write_log("steps", _greedy_play(cfg, state, cyc["state"], table, grid))
 
     conv = state.done
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -255,6 +259,29 @@ def run(cfg: CalvanoScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
     _plots(ctx, gain, impulse, heat, p_n, p_m, summary)
     return summary
+
+
+def _greedy_play(cfg: CalvanoScenarioConfig, state: Any, s0: Any, table: Any, grid: Any) -> Any:
+    """Long-format log of undisturbed greedy play from ``s0`` (a state on each session's limit cycle):
+    ``impulse_periods + 2`` periods, each firm's ``price`` and ``profit``; one duopoly per session."""
+    import numpy as np
+    import polars as pl
+
+    from abm_markets.learn import tabular as tq
+
+    m = cfg.grid_size
+    play = tq.impulse_response(
+        state.greedy, s0, table, m, deviator=None, periods=cfg.impulse_periods, memory=cfg.memory
+    )  # (B, T, 2) action indices
+    profit = table[:, (play * m ** np.arange(1, -1, -1)).sum(-1)]  # (2, B, T)
+    b_i, t_i, f_i = np.meshgrid(*(np.arange(n) for n in play.shape), indexing="ij")
+    ids = pl.DataFrame({"t": t_i.ravel(), "agent": f_i.ravel(), "session": b_i.ravel()}).with_columns(economy=pl.lit(0))
+    return pl.concat(
+        [
+            ids.with_columns(variable=pl.lit("price"), value=pl.Series(grid[play].ravel())),
+            ids.with_columns(variable=pl.lit("profit"), value=pl.Series(np.moveaxis(profit, 0, -1).ravel())),
+        ]
+    )
 
 
 def _learn(cfg: CalvanoScenarioConfig, ctx: RunContext, table: Any, **kw: Any) -> Any:

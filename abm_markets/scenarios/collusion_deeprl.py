@@ -11,7 +11,8 @@ duopolies; after training both firms play greedily from the final training state
 averaged over the last ``eval_tail`` periods. ``Delta = (pi - pi_N) / (pi_M - pi_N)`` with ``pi`` the mean of
 the firms' profits.
 
-Writes ``sessions.parquet`` (one row per seed and economy), ``steps.parquet`` (greedy price paths, long format),
+Writes ``sessions.parquet`` (one row per seed and economy), ``steps.parquet`` (greedy play: each firm's price and
+profit per period, long format of docs/logs.md),
 ``impulse.parquet`` (prices after firm 1's forced one-period deviation to its static best response, long
 format), ``metrics.parquet`` (one row per training iteration and seed) and plots ``price_paths`` (training mean
 prices and greedy paths), ``profit_gain`` (Delta per session), ``impulse_response``.
@@ -67,6 +68,8 @@ class DeepRLCollusionConfig(Config):
     "collusion-deeprl",
     config=DeepRLCollusionConfig,
     description="Deep-RL (DQN/PPO) duopolists in Calvano's logit market, full or partial observability: profit gain",
+    expected_wall_s=150.4,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -129,21 +132,13 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
                     }
                 )
             p = ev["prices"]  # [T, B, 2]
-            t_idx, b_idx, f_idx = np.meshgrid(np.arange(p.shape[0]), np.arange(p.shape[1]), np.arange(2), indexing="ij")
-            steps.append(
-                pl.DataFrame(
-                    {
-                        "session": np.full(p.size, k),
-                        "t": t_idx.ravel(),
-                        "economy": b_idx.ravel(),
-                        "firm": f_idx.ravel(),
-                        "price": p.ravel(),
-                    }
-                )
-            )
+            t_idx, b_idx, f_idx = np.meshgrid(*(np.arange(n) for n in p.shape), indexing="ij")
+            ids = {"t": t_idx.ravel(), "economy": b_idx.ravel(), "agent": f_idx.ravel(), "session": np.full(p.size, k)}
+            for name in ("price", "profit"):
+                steps.append(pl.DataFrame({**ids, "variable": name, "value": ev[f"{name}s"].ravel()}))
     sessions = pl.DataFrame(rows)
     ctx.write_table("sessions", sessions)
-    ctx.write_table("steps", pl.concat(steps))
+    ctx.write_log("steps", pl.concat(steps))
 
     # a session = one training run; its Delta is the mean over its parallel economies
     per_seed = sessions.group_by("session", maintain_order=True).agg(
@@ -224,10 +219,10 @@ def _plots(ctx: RunContext, cfg: DeepRLCollusionConfig, eco: Any, curves: list, 
     ax.set(xlabel="environment steps (periods x economies)", ylabel="mean price in rollout", title="training")
     ax.legend(fontsize=7)
     ax = axes[1]
-    first = steps[0].filter(pl.col("economy") == 0)
+    first = steps[0].filter((pl.col("economy") == 0) & (pl.col("variable") == "price"))
     for f in range(2):
-        s = first.filter(pl.col("firm") == f)
-        ax.plot(s["t"], s["price"], marker=".", lw=1, label=f"firm {f + 1}")
+        s = first.filter(pl.col("agent") == f)
+        ax.plot(s["t"], s["value"], marker=".", lw=1, label=f"firm {f + 1}")
     ax.axhline(eco.p_nash, color="k", ls="--", lw=1)
     ax.axhline(eco.p_monopoly, color="r", ls="--", lw=1)
     ax.set(xlabel="period of greedy play", ylabel="price", title="greedy play after training (session 0, economy 0)")

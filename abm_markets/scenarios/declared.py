@@ -111,6 +111,8 @@ def default_groups(economy: Any) -> tuple[str, ...]:
     "train-economy",
     config=DeclaredEconomyConfig,
     description="Train and score the learning groups of an economy declared in a TOML file ([economy] table)",
+    expected_wall_s=13.3,
+    expected_wall_source="one run of scenarios/brock-mirman.toml, 1 thread, 2026-11-29",
 )
 def run(cfg: DeclaredEconomyConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -164,14 +166,13 @@ def run(cfg: DeclaredEconomyConfig, ctx: RunContext) -> dict[str, Any]:
     summary["train_env_steps"] = trainer.env_steps
     summary["train_wall_s"] = trainer.train_wall_s
 
-    # steps.parquet: logged variables of the first economies, long format
+    # steps.parquet: logged variables of the first economies, long format (docs/logs.md)
     over = {v.name: v.over for v in economy.spec.logged}
     frames = []
     for name, x in trained["logged"].items():
         arr = x.numpy()  # [T, E] or [T, E, n]
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        t_idx, e_idx, a_idx = np.meshgrid(*(np.arange(n) for n in arr.shape[:3]), indexing="ij")
+        agents = np.arange(arr.shape[2]) if arr.ndim == 3 else np.array([-1])  # economy-wide: agent -1
+        t_idx, e_idx, a_idx = np.meshgrid(np.arange(arr.shape[0]), np.arange(arr.shape[1]), agents, indexing="ij")
         frames.append(
             pl.DataFrame(
                 {
@@ -185,7 +186,7 @@ def run(cfg: DeclaredEconomyConfig, ctx: RunContext) -> dict[str, Any]:
             )
         )
     if frames:
-        ctx.write_table("steps", pl.concat(frames))
+        ctx.write_log("steps", pl.concat(frames))
     _plot(ctx, economy, summary)
     return summary
 

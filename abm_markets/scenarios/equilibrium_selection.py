@@ -15,8 +15,9 @@ end there (the pair itself is an exact equilibrium in ``exact_nash`` of the
 cases); the analytic *prediction* is the equilibrium that simultaneous best-response
 dynamics reach from the players' initial best responses (undefined, ``none``, where
 they cycle: one player's belief low, the other's high). Writes ``basins.parquet`` (one row
-per session), ``basin_cells.parquet`` (shares per kind, beta and initial beliefs)
-and the plot ``basins`` (one panel per kind and beta).
+per session), ``basin_cells.parquet`` (shares per kind, beta and initial beliefs),
+``steps.parquet`` (each player's initial belief and learned effort per session, docs/logs.md) and the plot
+``basins`` (one panel per kind and beta).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class EquilibriumSelectionConfig(Config):
     "equilibrium-selection",
     config=EquilibriumSelectionConfig,
     description="Basins of attraction of Pareto-ranked equilibria for Q-learning and fictitious-play learners",
+    expected_wall_s=5.2,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -157,6 +160,7 @@ def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
         }
     )
     ctx.write_table("basins", table)
+    ctx.write_log("steps", _steps(table))
     cell_tab = table.group_by(
         ["kind", "beta", "belief_1", "belief_2", "belief_effort_1", "belief_effort_2"], maintain_order=True
     ).agg(
@@ -209,6 +213,32 @@ def run(cfg: EquilibriumSelectionConfig, ctx: RunContext) -> dict[str, Any]:
     }
     _plot(ctx, cell_tab, cfg, grid, eq)
     return summary
+
+
+def _steps(table: Any) -> Any:
+    """Long-format log of every session: each player's initial ``belief`` (the rival's effort it expects) at
+    ``t = 0``, and its learned ``effort`` and ``regret`` at the period the session stopped; ``case`` is the
+    session's ``kind|beta=...`` (the keys of the summary's ``by_kind_beta``)."""
+    import polars as pl
+
+    case = [f"{k}|beta={b:g}" for k, b in zip(table["kind"], table["beta"], strict=True)]
+    ids = table.with_row_index("session").with_columns(pl.Series("case", case, dtype=pl.String))
+    frames = []
+    for i in (1, 2):
+        for name, column in (("belief", "belief_effort"), ("effort", "effort"), ("regret", "regret")):
+            t = pl.lit(0) if name == "belief" else pl.col("periods")
+            frames.append(
+                ids.select(
+                    t.cast(pl.Int64).alias("t"),
+                    pl.lit(0).alias("economy"),
+                    pl.lit(i - 1).alias("agent"),
+                    pl.lit(name).alias("variable"),
+                    pl.col(f"{column}_{i}").alias("value"),
+                    pl.col("session").cast(pl.Int64),
+                    "case",
+                )
+            )
+    return pl.concat(frames)
 
 
 def _agreement(d: Any) -> float | None:

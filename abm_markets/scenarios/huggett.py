@@ -11,6 +11,11 @@
   ``n_lags = 1`` puts last period's rate into the policy's state;
   ``compare_lags = true`` trains both variants and reports the difference.
 
+Both write ``steps.parquet`` (docs/logs.md: the evaluation paths' aggregates; in
+partial equilibrium for the SRL and the EGM policy on the same shocks) and
+``distribution.parquet`` (the households' distribution at the end of the
+evaluation, mean over paths).
+
 Source: Yang, Wang, Schaab and Moll, *Structural Reinforcement Learning for
 Heterogeneous Agent Macroeconomics* (seed 002); Huggett (1993).
 """
@@ -24,6 +29,7 @@ from typing import Any
 from abm_markets.config import param
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
+from abm_markets.scenarios._logs import distribution_frame
 from abm_markets.srl.huggett import HuggettConfig
 from abm_markets.srl.solver import SRLConfig
 
@@ -111,25 +117,18 @@ def _learning_curve(ctx: RunContext, history: list[dict[str, float]], name: str,
 
 
 def _paths_table(roll: Any, n_keep: int = 16) -> Any:
+    """Long-format log (docs/logs.md) of the rollout's aggregate paths: the first ``n_keep`` paths are the
+    economies, every logged series a variable, ``agent = -1`` (aggregates of the continuum)."""
+    import numpy as np
     import polars as pl
 
-    cols: dict[str, Any] = {}
     n, T = roll.z.shape[0], roll.z.shape[1] - 1
     keep = min(n, n_keep)
-    import torch
-
-    t = torch.arange(T).repeat(keep)
-    path = torch.arange(keep).repeat_interleave(T)
-    frames = []
-    for name, v in roll.logs.items():
-        cols = {
-            "t": t.numpy(),
-            "path": path.numpy(),
-            "variable": [name] * (keep * T),
-            "value": v[:keep].reshape(-1).double().numpy(),
-        }
-        frames.append(pl.DataFrame(cols))
-    return pl.concat(frames)
+    ids = {"t": np.tile(np.arange(T), keep), "economy": np.repeat(np.arange(keep), T), "agent": -1}
+    return pl.concat(
+        pl.DataFrame({**ids, "variable": name, "value": v[:keep].reshape(-1).double().numpy()})
+        for name, v in roll.logs.items()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- partial equilibrium
@@ -137,6 +136,8 @@ def _paths_table(roll: Any, n_keep: int = 16) -> Any:
     "huggett-pe-srl",
     config=HuggettPEScenarioConfig,
     description="Huggett partial equilibrium (exogenous Markov rate) by structural RL vs EGM on the same grids",
+    expected_wall_s=33.0,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run_pe(cfg: HuggettPEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import torch
@@ -196,8 +197,12 @@ def run_pe(cfg: HuggettPEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             }
         ),
     )
-    ctx.write_table("steps", _paths_table(cmp.pop("rollout_srl")))
-    cmp.pop("rollout_egm")
+    rolls = {p: cmp.pop(f"rollout_{p}") for p in ("srl", "egm")}  # the same shocks from the same distribution
+    ctx.write_log("steps", pl.concat(_paths_table(r).with_columns(policy=pl.lit(p)) for p, r in rolls.items()))
+    ctx.write_table(
+        "distribution",
+        pl.concat(distribution_frame(model.b64, model.y64, r.dist.double().mean(0), p) for p, r in rolls.items()),
+    )
     return {**describe(res), **cmp}
 
 
@@ -261,6 +266,8 @@ def _ge_figures(out: dict[str, Any], r_star: float | None) -> dict[str, Any]:
     "huggett-srl",
     config=HuggettGEScenarioConfig,
     description="Huggett with aggregate income risk, bonds in zero net supply, solved by structural RL (bond clearing)",
+    expected_wall_s=37.4,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import matplotlib
@@ -293,7 +300,8 @@ def run_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     model, res, roll = main["model"], main["result"], main["rollout"]
 
     _learning_curve(ctx, res.history, "learning_curve", resid=True)
-    ctx.write_table("steps", _paths_table(roll))
+    ctx.write_log("steps", _paths_table(roll))
+    ctx.write_table("distribution", distribution_frame(model.b64, model.y64, roll.dist.double().mean(0), "srl"))
     T = roll.logs["r"].shape[1]
     fig, ax = plt.subplots(1, 3, figsize=(14, 3.4))
     for n in range(min(4, roll.logs["r"].shape[0])):

@@ -153,6 +153,8 @@ def discounted(values: torch.Tensor, beta: float) -> torch.Tensor:
     "investment-planner",
     config=PlannerScenarioConfig,
     description="Stochastic planner investment economy (1 household, 1 good): learning planner (PPO) vs the DP policy",
+    expected_wall_s=62.1,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.engine.investment import InvestmentEconomy
@@ -204,7 +206,7 @@ def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         },
         ("t", "economy", "good"),
     )
-    ctx.write_table("markets", markets)
+    ctx.write_log("markets", markets)
     policy_df = _policy_frame(sol)
     ctx.write_table("policy", policy_df)
 
@@ -232,7 +234,7 @@ def run(cfg: PlannerScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         _plot_learned_vs_dp(ctx, sim, sim_rl, k_ss=float(ss.capital[0, 0]), learner=cfg.learner)
     else:
         steps = steps.with_columns(pl.lit("dp").alias("policy"))
-    ctx.write_table("steps", steps)
+    ctx.write_log("steps", steps)
     return {
         **learned,
         "steady_state": ss.to_json(),

@@ -16,6 +16,12 @@
   residuals, the Phillips-curve residual and impulse responses to a monetary
   shock.
 
+Both write ``steps.parquet`` (docs/logs.md: ``ks-srl`` the common path's TFP,
+capital and consumption per policy and each Mesa household's assets; ``hank-srl``
+every evaluation path and the impulse responses) and ``distribution.parquet``
+(the households' distribution at the end of the evaluation); ``ks-srl`` also
+``policy.parquet`` (savings of SRL and the KS algorithm at the stationary K).
+
 Source: Yang, Wang, Schaab and Moll, *Structural Reinforcement Learning for
 Heterogeneous Agent Macroeconomics* (seed 002); Krusell and Smith (1998);
 Den Haan (2010).
@@ -30,6 +36,7 @@ from typing import Any
 from abm_markets.config import param
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
+from abm_markets.scenarios._logs import distribution_frame, grid_frame
 from abm_markets.srl.hank import HANKEconomyConfig
 from abm_markets.srl.ks import KSEconomyConfig
 from abm_markets.srl.solver import SRLConfig
@@ -80,6 +87,8 @@ def _plt():
     "ks-srl",
     config=KSScenarioConfig,
     description="Krusell-Smith by structural RL vs stationary equilibrium, KS algorithm and a Mesa finite-agent check",
+    expected_wall_s=87.1,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -162,19 +171,38 @@ def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     # 5. logs, plots, summary
     Kk, Ck = ks.K_path.numpy(), ks.C_path.numpy()
     Ks, Cs = K_srl.numpy(), C_srl.numpy()
-    T = Kk.shape[0]
-    steps = {"t": np.arange(T), "z": ks.z[ks.z_idx].numpy(), "K_srl": Ks, "K_ks": Kk, "C_srl": Cs, "C_ks": Ck}
-    frames = [
-        pl.DataFrame({"t": steps["t"], "variable": [k] * T, "value": np.asarray(v, dtype=np.float64)})
-        for k, v in steps.items()
-        if k != "t"
-    ]
-    if agents:
+
+    def rows(variable: str, policy: str | None, v: Any, agent: Any = -1, t: Any = None) -> pl.DataFrame:
+        v = np.asarray(v, dtype=np.float64)
+        return pl.DataFrame(
+            {"t": np.arange(v.shape[0]) if t is None else t, "economy": 0, "agent": agent, "variable": variable,
+             "value": v, "policy": pl.Series([policy] * v.shape[0], dtype=pl.String)}
+        )  # fmt: skip
+
+    frames = [rows("tfp", None, ks.z[ks.z_idx].numpy())]
+    for policy, K, C in (("srl", Ks, Cs), ("ks_algorithm", Kk, Ck)):
+        frames += [rows("capital", policy, K), rows("consumption", policy, C)]
+    if agents:  # the Mesa households under the SRL policy: aggregates and standard errors per period, and each
+        # household's assets and labour efficiency at the start of the first period not simulated
+        frames += [rows(name, "srl_agents", fa[k]) for name, k in (("capital", "K"), ("consumption", "C"),
+                   ("capital_se", "se_K"), ("consumption_se", "se_C"))]  # fmt: skip
+        idx = np.arange(cfg.n_agents)
         frames += [
-            pl.DataFrame({"t": np.arange(Tg), "variable": [f"{k}_agents"] * Tg, "value": fa[k].astype(np.float64)})
-            for k in ("K", "C", "se_K", "se_C")
+            rows("assets", "srl_agents", fa["assets"], agent=idx, t=Tg),
+            rows("income", "srl_agents", fa["efficiency"], agent=idx, t=Tg),
         ]
-    ctx.write_table("steps", pl.concat(frames))
+    ctx.write_log("steps", pl.concat(frames, how="vertical_relaxed"))
+    ends = (("srl", dists_srl[-1]), ("ks_algorithm", dists_ks[-1]))  # end of the common path
+    ctx.write_table("distribution", pl.concat(distribution_frame(ks.a_grid, ks.e, d, p) for p, d in ends))
+    K0 = torch.tensor(ks.stationary_K, dtype=torch.float64)
+    ctx.write_table(  # savings policies at the stationary K, every TFP state
+        "policy",
+        pl.concat(
+            grid_frame(ks.a_grid, ks.e, p, next_asset=fn(K0, zi)).with_columns(tfp=float(ks.z[zi]), capital=float(K0))
+            for zi in range(cfg.n_z)
+            for p, fn in (("srl", srl_fn), ("ks_algorithm", ks_fn))
+        ),
+    )
     resid = roll.logs["resid_goods"].abs()
     post = slice(burn, None)
     summary: dict[str, Any] = {
@@ -341,6 +369,8 @@ class HANKScenarioConfig(HANKEconomyConfig, SRLConfig):
     "hank-srl",
     config=HANKScenarioConfig,
     description="HANK with a Rotemberg Phillips curve: households' savings and firms' pricing learned by SRL",
+    expected_wall_s=310.0,
+    expected_wall_source="docs/srl_ks_hank.md: SRL training 310 s; evaluation not included",
 )
 def run_hank(cfg: HANKScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
@@ -388,13 +418,20 @@ def run_hank(cfg: HANKScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     irf = {k: (logs_hi[k].mean(0) - logs_lo[k].mean(0)).double().cpu().numpy() for k in keys}
     lvl = {k: logs_lo[k].mean(0).double().cpu().numpy() for k in keys}
 
-    rows = []
-    for k, v in irf.items():
-        rows.append(pl.DataFrame({"t": np.arange(T), "variable": [f"irf_{k}"] * T, "value": v}))
+    # steps: every evaluation path (economy = path); impulse responses as irf_* rows of economy -1 (a mean over
+    # the coupled shock paths)
+    rows = [
+        pl.DataFrame({"t": np.arange(T), "economy": -1, "agent": -1, "variable": f"irf_{k}", "value": v})
+        for k, v in irf.items()
+    ]
     for k in ("R", "Pi", "w", "Y", "C", "m", "resid_bond", "resid_goods", "resid_taylor"):
-        v = L[k][0].numpy()
-        rows.append(pl.DataFrame({"t": np.arange(v.shape[0]), "variable": [k] * v.shape[0], "value": v}))
-    ctx.write_table("steps", pl.concat(rows))
+        v = L[k].numpy()  # [paths, T]
+        p_i, t_i = np.meshgrid(np.arange(v.shape[0]), np.arange(v.shape[1]), indexing="ij")
+        rows.append(
+            pl.DataFrame({"t": t_i.ravel(), "economy": p_i.ravel(), "agent": -1, "variable": k, "value": v.ravel()})
+        )
+    ctx.write_log("steps", pl.concat(rows, how="vertical_relaxed"))
+    ctx.write_table("distribution", distribution_frame(model.b64, model.e64, ev.dist.double().mean(0), "srl"))
 
     hist = res.history
     summary: dict[str, Any] = {

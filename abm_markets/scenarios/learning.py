@@ -14,6 +14,10 @@ does not refer to the run's own best: training stops at the first evaluation aft
 as spending shares or as investment quantities, the budget imposed by scaling the plan onto the budget or by
 a reward penalty; compared with the DP policy (CE gap, policy error, steps and time to a 1% CE gap).
 
+Both write ``steps.parquet`` and ``markets.parquet`` (docs/logs.md): the trained policies (``policy = learned``,
+``case`` = the case or variant; and ``policy = dp`` in the ablation) played on the first ``n_logged`` economies of
+the evaluation path, per household, firm and good.
+
 Both start the learner away from the steady state (``init_shift``, log units: ``0.7`` starts at about twice the
 steady-state share or quantity), so that convergence is something to measure.
 """
@@ -32,6 +36,7 @@ from abm_markets.engine.config import InvestmentConfig
 from abm_markets.errors import ConfigError
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
+from abm_markets.scenarios._logs import investment_logs, labelled, write_logs
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +73,9 @@ class LearningScenarioConfig(Config):
     converge_window: int = param(4, "Convergence: evaluations whose long-run K / K_ss must agree.", ge=2)
     converge_tol: float = param(
         0.002, "Convergence: (max - min) / mean of K / K_ss over the last converge_window evaluations.", gt=0.0
+    )
+    n_logged: int = param(
+        4, "Evaluation economies whose paths under the trained policies go to steps.parquet and markets.parquet.", ge=1
     )
 
     def validate(self) -> None:
@@ -305,6 +313,8 @@ def capital_settled(rows: list[dict[str, Any]], window: int, tol: float) -> bool
     "investment-scaling",
     config=ScalingScenarioConfig,
     description="Learning planner with 1/4/100 households and 1/2/10 goods: long-run capital vs steady state",
+    expected_wall_s=572.5,
+    expected_wall_source="runs/scaling-v7/base-s0..4: 522-670 s, 1 thread, 2 runs at once",
 )
 def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
@@ -316,6 +326,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
     cases = cfg.case_list()
     rows = []
+    logs: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     for i, (exercise, h, j) in enumerate(cases):
         econ = cfg.economy(n_households=h, n_capital_goods=j)
         eco = InvestmentEconomy(econ, device=ctx.device)
@@ -344,6 +355,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         )
         rule = ev.welfare(eco, path, as_decide(steady_state_share_source(eco)))
         w = ev.welfare(eco, path, trainer.decide())
+        logs.append(labelled(investment_logs(eco, path, trainer.decide(), cfg.n_logged), case=label, policy="learned"))
         dp = _two_household_dp(econ, eco, path) if (h, j) == (2, 1) else None
         steps = float(settled[0]["env_steps"]) if settled else math.nan
         wall = float(settled[0]["wall_s"]) if settled else math.nan
@@ -385,6 +397,7 @@ def run_scaling(cfg: ScalingScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.flush_metrics()
     table = pl.DataFrame(rows)
     ctx.write_table("scaling", table)
+    write_logs(ctx, logs)
     _scaling_plots(ctx, table, ctx.metrics)
     return {"cases": rows, "learner": cfg.learner, "device": str(ctx.device)}
 
@@ -446,6 +459,8 @@ def _scaling_plots(ctx: RunContext, table: pl.DataFrame, metrics: list[dict[str,
     "investment-ablation",
     config=AblationScenarioConfig,
     description="Design lessons: shares vs quantities as actions, budget by scaling vs penalty (vs DP)",
+    expected_wall_s=64.4,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run_ablation(cfg: AblationScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.engine.investment import InvestmentEconomy
@@ -457,6 +472,7 @@ def run_ablation(cfg: AblationScenarioConfig, ctx: RunContext) -> dict[str, Any]
     ref_eco = InvestmentEconomy(base, device=ctx.device)
     ref = dp_reference(ref_eco, sol, ctx.generator(offset=2), eval_paths=cfg.eval_paths, eval_periods=cfg.eval_periods)
     rows = []
+    logs = [labelled(investment_logs(ref_eco, ref.path, ref.decide, cfg.n_logged), policy="dp")]
     for i, variant in enumerate(cfg.variants):
         action, budget = variant.split("-")
         econ = cfg.economy(action=action, budget=budget, budget_penalty=cfg.budget_penalty)
@@ -465,9 +481,11 @@ def run_ablation(cfg: AblationScenarioConfig, ctx: RunContext) -> dict[str, Any]
         # the DP reference acts in the variant's action space (shares or quantities) on the same path
         ref_v = dataclasses.replace(ref, decide=_dp_decide(eco, sol))
         t0 = time.perf_counter()
-        _, summ = train_planner(
+        trainer, summ = train_planner(
             eco, cfg.train_config(), view, seed=ctx.seed + i, ref=ref_v, eval_every=cfg.eval_every, desc=variant
         )
+        logs.append(labelled(investment_logs(eco, ref.path, trainer.decide(), cfg.n_logged), case=variant,
+                              policy="learned"))  # fmt: skip
         first = [r for r in view.metrics if r.get("eval_ce_gap_pct") is not None and r["eval_ce_gap_pct"] <= 1.0]
         rows.append(
             {
@@ -487,6 +505,7 @@ def run_ablation(cfg: AblationScenarioConfig, ctx: RunContext) -> dict[str, Any]
         ctx.flush_metrics()
     table = pl.DataFrame(rows)
     ctx.write_table("ablation", table)
+    write_logs(ctx, logs)
     _ablation_plot(ctx, ctx.metrics)
     return {"variants": rows, "learner": cfg.learner, "welfare_dp": ref.welfare}
 

@@ -16,6 +16,10 @@ a best response of household 0 (consumption-equivalent %) and of firm 0 (% of pr
 others (:func:`abm_markets.learn.exploit.best_response_gain`). Training stops when the evaluated long-run capital
 (and, with learning firms, the markup) of the last ``converge_window`` evaluations lies within a relative band
 ``converge_tol``, or at ``train_iterations`` / ``max_wall_s``.
+
+``steps.parquet`` and ``markets.parquet`` (docs/logs.md) hold the first ``n_logged`` economies of the evaluation
+path under the initial and the learned policies (``policy = initial | learned``): each household's capital,
+consumption, utility and TFP, each firm's price, output and profit, each good's price, output and sales.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from abm_markets.config import param
 from abm_markets.errors import ConfigError
 from abm_markets.runs import RunContext
 from abm_markets.scenarios import register
+from abm_markets.scenarios._logs import investment_logs, labelled, write_logs
 from abm_markets.scenarios.learning import LearningScenarioConfig, bands_settled
 
 
@@ -237,6 +242,8 @@ def subgroup_results(economy: Any, learned: dict[str, Any], capital_competitive:
     "market-learning",
     config=MarketLearningConfig,
     description="Learning households and firms in a market vs competitive, buyer-side and market-power benchmarks",
+    expected_wall_s=183.5,
+    expected_wall_source="runs/ml-a-own/n_households=5-s0..2: 77-268 s, 1 thread, 2 runs at once",
 )
 def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.engine.investment import InvestmentEconomy
@@ -271,8 +278,11 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
         return False
 
     before = long_run(eco, path, trainer.decide())
+    logs = [labelled(investment_logs(eco, path, trainer.decide(), cfg.n_logged), policy="initial")]
     train(trainer, ctx, evaluate=periodic, eval_every=cfg.eval_every, desc="market-learning", stop=stop)
     learned = long_run(eco, path, trainer.decide())
+    logs.append(labelled(investment_logs(eco, path, trainer.decide(), cfg.n_logged), policy="learned"))
+    write_logs(ctx, logs)
     profile = trainer.decide()
     exploit: dict[str, dict[str, float]] = {}
     for group in trainer.learners if cfg.exploit_iterations else ():

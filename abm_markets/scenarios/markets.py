@@ -69,6 +69,8 @@ class MarketsScenarioConfig(InvestmentConfig):
     "investment-markets",
     config=MarketsScenarioConfig,
     description="Market formulation under Walrasian, posted-price and bilateral-network trade, same shocks and rule",
+    expected_wall_s=4.1,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.agents.rules import steady_state_share
@@ -93,9 +95,13 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             rec: dict[str, list[torch.Tensor]] = {
                 k: [] for k in ("capital", "consumption", "price", "unsold", "profit", "price_spread", "spent_share")
             }
+            n_log = min(cfg.n_logged, cfg.n_economies)
+            by_household: dict[str, list[torch.Tensor]] = {"capital": [], "consumption": []}  # [B_log, H] each
             for _ in range(cfg.periods):
                 k_now = state.capital
                 state, out = eco.step(state, {"households": action}, gen)
+                by_household["capital"].append(k_now[:n_log].mean(2))
+                by_household["consumption"].append(out.consumption[:n_log])
                 rec["capital"].append(k_now.mean((1, 2)))
                 rec["consumption"].append(out.consumption.mean(1))
                 rec["price"].append(out.price.mean(1))
@@ -120,21 +126,18 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
                 "spending_realised_share": float(series["spent_share"][erg].mean()),
                 "periods_to_90pct_of_steady_state": _periods_to(series["capital"].mean(1), 0.9 * eco.k_ss),
             }
-            n_log = min(cfg.n_logged, cfg.n_economies)
-            t_idx = np.repeat(np.arange(cfg.periods), n_log)
-            e_idx = np.tile(np.arange(n_log), cfg.periods)
+            # per household: capital per good (mean over its goods) at the start of t, consumption in t
+            hh = {k: torch.stack(v).double().cpu().numpy() for k, v in by_household.items()}  # [T, B_log, H]
+            t_h, e_h, a_h = np.meshgrid(np.arange(cfg.periods), np.arange(n_log), np.arange(h), indexing="ij")
             steps_frames.append(
                 long_frame(
-                    {
-                        "t": t_idx,
-                        "economy": e_idx,
-                        "agent": np.full_like(t_idx, -1),
-                        "capital_mean": series["capital"][:, :n_log].reshape(-1),
-                        "consumption_mean": series["consumption"][:, :n_log].reshape(-1),
-                    },
+                    {"t": t_h.ravel(), "economy": e_h.ravel(), "agent": a_h.ravel()}
+                    | {k: v.reshape(-1) for k, v in hh.items()},
                     ("t", "economy", "agent"),
                 ).with_columns(pl.lit(mech).alias("mechanism"))
             )
+            t_idx = np.repeat(np.arange(cfg.periods), n_log)
+            e_idx = np.tile(np.arange(n_log), cfg.periods)
             market_frames.append(
                 long_frame(
                     {
@@ -153,8 +156,8 @@ def run(cfg: MarketsScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             bar.update(1)
     steps = pl.concat(steps_frames)
     markets = pl.concat(market_frames)
-    ctx.write_table("steps", steps)
-    ctx.write_table("markets", markets)
+    ctx.write_log("steps", steps)
+    ctx.write_log("markets", markets)
     _plots(ctx, steps, markets, k_ss=eco.k_ss)
     return {
         "steady_state_one_firm_per_good": ss.to_json(),
@@ -178,12 +181,7 @@ def _plots(ctx: RunContext, steps: pl.DataFrame, markets: pl.DataFrame, *, k_ss:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    cap = (
-        steps.filter(pl.col("variable") == "capital_mean")
-        .group_by("mechanism", "t")
-        .agg(pl.col("value").mean())
-        .sort("t")
-    )
+    cap = steps.filter(pl.col("variable") == "capital").group_by("mechanism", "t").agg(pl.col("value").mean()).sort("t")
     for mech in cap["mechanism"].unique().sort().to_list():
         sub = cap.filter(pl.col("mechanism") == mech)
         axes[0].plot(sub["t"], sub["value"], label=mech)

@@ -7,7 +7,8 @@ on [1, 2.5], which does not contain the optimum). The analytic monopoly price is
 :func:`abm_markets.solvers.pricing.joint_monopoly`). With memory 0 the problem has
 one state, so Q-learning started from an uninformative ``Q = 0`` must end at the
 grid price with the highest profit, within half a grid step of ``p*``. Writes
-``sessions.parquet``, ``metrics.parquet`` (one row per session) and the plot
+``sessions.parquet``, ``steps.parquet`` (each session's learned price and profit,
+docs/logs.md), ``metrics.parquet`` (one row per session) and the plot
 ``learned_prices``.
 """
 
@@ -54,6 +55,8 @@ class MonopolistConfig(Config):
     "monopolist-q",
     config=MonopolistConfig,
     description="Q-learning monopolist with logit demand; learned price vs the analytic monopoly price",
+    expected_wall_s=1.2,
+    expected_wall_source="one default run, 1 thread, 2026-11-29",
 )
 def run(cfg: MonopolistConfig, ctx: RunContext) -> dict[str, Any]:
     import matplotlib
@@ -83,6 +86,15 @@ def run(cfg: MonopolistConfig, ctx: RunContext) -> dict[str, Any]:
         "sessions",
         pl.DataFrame(
             {"session": np.arange(cfg.n_sessions), "price": grid[learned], "converged": st.done, "periods": st.t}
+        ),
+    )
+    # the greedy price is the same in every period (one state): one row per session at the period it stopped
+    ids = {"t": st.t, "economy": 0, "agent": 0, "session": np.arange(cfg.n_sessions)}
+    ctx.write_log(
+        "steps",
+        pl.concat(
+            pl.DataFrame({**ids, "variable": name, "value": v})
+            for name, v in (("price", grid[learned]), ("profit", table[0, learned]))
         ),
     )
     fig, ax = plt.subplots(figsize=(6, 3.5))

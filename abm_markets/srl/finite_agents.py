@@ -150,10 +150,17 @@ def run_finite_agents(policy: Policy, periods: int, **kwargs) -> dict[str, np.nd
     """Build a :class:`KSAgentEconomy` (``kwargs``), step it ``periods`` times, return the model reporters.
 
     Returns:
-        ``{"K", "C", "L", "z", "se_K", "se_C"}`` arrays of length ``periods``.
+        ``{"K", "C", "L", "z", "se_K", "se_C"}`` arrays of length ``periods``, and the households at the end:
+        ``assets`` and ``efficiency`` at the start of period ``periods``, ``consumption`` of the last period
+        stepped (arrays of length ``n_households``).
     """
     model = KSAgentEconomy(policy, **kwargs)
     for _ in range(periods):
         model.step()
     df = model.datacollector.get_model_vars_dataframe()
-    return {k: df[k].to_numpy() for k in ("K", "C", "L", "z", "se_K", "se_C")}
+    out = {k: df[k].to_numpy() for k in ("K", "C", "L", "z", "se_K", "se_C")}
+    return out | {
+        "assets": model.assets.copy(),
+        "efficiency": model.e[model.state],
+        "consumption": model.consumption.copy(),
+    }
