@@ -542,13 +542,15 @@ class InvestmentEconomy(BatchedEconomy):
     def training_state(
         self, batch_size: int, generator: torch.Generator | None, spread: float = 0.0, common: float = 0.0
     ) -> InvestmentState:
-        """Initial states with capital drawn uniformly in ``K_ss * [1 - spread, 1 + spread]``, household by
-        household, times ``1 + common (2v - 1)`` with ``v`` uniform and shared by all households and goods of an
-        economy (``common > 0`` only: aggregate capital then varies across training economies as much as one
-        household's does, which a critic needs to learn the value of aggregate capital when ``N^h`` is large)."""
+        """Initial states with capital drawn uniformly in ``K_0 * [1 - spread, 1 + spread]`` (``K_0`` the config's
+        ``k_init``, or the deterministic steady state ``K_ss`` when it is unset), household by household, times
+        ``1 + common (2v - 1)`` with ``v`` uniform and shared by all households and goods of an economy
+        (``common > 0`` only: aggregate capital then varies across training economies as much as one household's
+        does, which a critic needs to learn the value of aggregate capital when ``N^h`` is large)."""
         s = self.initial_state(batch_size, generator)
         u = torch.rand(s.capital.shape, generator=generator, device=self.device, dtype=s.capital.dtype)
-        capital = self.k_ss * (1.0 + spread * (2.0 * u - 1.0))
+        centre = self.k_ss if self.cfg.k_init is None else self.cfg.k_init
+        capital = centre * (1.0 + spread * (2.0 * u - 1.0))
         if common > 0.0:
             v = torch.rand((batch_size, 1, 1), generator=generator, device=self.device, dtype=s.capital.dtype)
             capital = capital * (1.0 + common * (2.0 * v - 1.0))

@@ -11,7 +11,8 @@ of every economy acts each period), then updates each learning group's algorithm
 
 Economies are reset after ``episode_len`` periods (a time limit, bootstrapped, not a terminal state) to a
 fresh state from ``economy.training_state(B, generator, k_spread)`` (the investment economy draws capital in
-``k_ss * [1 - k_spread, 1 + k_spread]``, so the learner sees states off the ergodic set).
+``K_0 * [1 - k_spread, 1 + k_spread]``, ``K_0`` its ``k_init`` or steady state, so the learner sees states off the
+ergodic set).
 
 Per iteration :meth:`Trainer.iteration` returns a metrics row: ``env_steps`` (periods x economies),
 ``agent_steps`` (x slots), ``mean_discounted_utility_<group>`` (mean over the rollout's slots of
@@ -100,7 +101,8 @@ class TrainConfig(Config):
     episode_len: int = param(400, "Periods before an economy is reset (time limit, bootstrapped).", ge=1)
     k_spread: float = param(
         0.3,
-        "Spread of training states (investment: reset capital drawn uniformly in k_ss * [1 - spread, 1 + spread]).",
+        "Spread of training states (investment: reset capital drawn uniformly in K_0 * [1 - spread, 1 + spread], "
+        "K_0 the economy's k_init or its steady state).",
         ge=0.0,
         lt=1.0,
     )
