@@ -274,7 +274,10 @@ def run(cfg: MacroSelectionConfig, ctx: RunContext) -> dict[str, Any]:
                         "share_low": sel_after.count("low") / n,
                         "share_high": sel_after.count("high") / n,
                         "share_at_steady_state": sum(near) / n,
-                        "capital_end_over_selected": float(k_after.mean()) / stable[majority],
+                        # mean end capital of the sessions in the majority basin, over that basin's steady state
+                        "capital_end_over_selected": float(
+                            k_after[torch.tensor([b == majority for b in sel_after])].mean() / stable[majority]
+                        ),
                         "perfect_foresight_reachable": "+".join(reach) if reach else "none",
                         "share_agrees_with_perfect_foresight": sum(x in reach for x in sel_after) / n,
                         **extra,

@@ -3,9 +3,10 @@
     python docs/scripts/eqsel_macro_table.py runs/esm/seed0 runs/esm/seed1 runs/esm/seed2
 
 Prints one markdown row per (learner, K_0, initial shift): the basin the initial policy ends in, the share of
-sessions (tabular Q: every session of every seed; PPO: one per seed) ending in each basin after learning, the
-mean end capital over the selected steady state with a 95% t-interval across seeds, and the perfect-foresight
-answer. Copies the first run's ``plots/basins.png`` to ``docs/img/eqsel_macro_basins.png``.
+sessions (tabular Q: every session of every seed; PPO: one per seed) ending in each basin after learning and within
+``select_tol`` of a steady state, the perfect-foresight answer, and for PPO (one session per seed) the end capital
+over the selected steady state with a 95% t-interval across seeds. Copies the first run's ``plots/basins.png`` to
+``docs/img/eqsel_macro_basins.png``.
 """
 
 from __future__ import annotations
@@ -33,18 +34,20 @@ def main(runs: list[str]) -> None:
     table = pl.concat(frames)
     print(
         "| learner | K_0 | initial shift | initial policy ends | perfect foresight | learned: share low | "
-        "share high | K_end / K_selected | sessions |"
+        "share high | share within 3% of a steady state | K_end / K_selected (PPO) | sessions |"
     )
-    print("|---|---:|---:|---|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---|---:|---:|---:|---:|---:|")
     for key, d in table.group_by("learner", "k0", "init_shift", maintain_order=True):
         learner, k0, shift = key
         w = d["sessions"]
         low = float((d["share_low"] * w).sum() / w.sum())
         high = float((d["share_high"] * w).sum() / w.sum())
+        near = float((d["share_at_steady_state"] * w).sum() / w.sum())
         before = "/".join(sorted(set(d["selected_initial_policy"].to_list())))
+        ratio = _interval(d["capital_end_over_selected"].to_list()) if learner == "ppo" else "-"
         print(
             f"| {learner} | {k0:g} | {shift:+g} | {before} | {d['perfect_foresight_reachable'][0]} | "
-            f"{low:.2f} | {high:.2f} | {_interval(d['capital_end_over_selected'].to_list())} | {int(w.sum())} |"
+            f"{low:.2f} | {high:.2f} | {near:.2f} | {ratio} | {int(w.sum())} |"
         )
     for learner, d in table.group_by("learner", maintain_order=True):
         w = d["sessions"]
