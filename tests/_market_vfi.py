@@ -44,6 +44,24 @@ def symmetric_spending(cfg: InvestmentConfig, k: float) -> float:
     return math.sqrt(lo * hi)
 
 
+def euler_gap(cfg: InvestmentConfig, k: float, own_impact: bool, mpk: float) -> float:
+    """``beta (MPK + (1 - delta) P) / P - 1`` at the symmetric state K (marginal product ``mpk``), with P the cost
+    of one more unit to one household: the market price (price taker) or ``1 / (dI_i / dx_i)`` measured through the
+    market (central differences of one household's spending)."""
+    x = symmetric_spending(cfg, k)
+    h = cfg.n_households
+    _, price = clear(cfg, torch.full((h,), x, dtype=T))
+    cost = float(price)
+    if own_impact:
+        e = 1e-6 * x
+        dev = torch.full((2, h), x, dtype=T)
+        dev[0, 0] += e
+        dev[1, 0] -= e
+        bought, _ = clear(cfg, dev)
+        cost = 2 * e / float(bought[0, 0] - bought[1, 0])
+    return cfg.beta * (mpk + (1.0 - cfg.delta) * cost) / cost - 1.0
+
+
 def household_vfi(cfg: InvestmentConfig, x_other: float, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value ``V [n]`` and policy (grid index of K') of household 0 on ``grid`` (one good, log utility, Z = 1)
     when every other household spends ``x_other`` each period; the spending that buys each (K, K') move is found

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _market_vfi import clear, symmetric_spending
+from _market_vfi import euler_gap
 from scipy import optimize
 
 from abm_markets.engine.investment import InvestmentEconomy
@@ -45,18 +45,7 @@ def _mpk(cfg, k: float) -> float:
 
 
 def _euler_gap(cfg, k: float, own_impact: bool) -> float:
-    x = symmetric_spending(cfg, k)
-    h = cfg.n_households
-    _, price = clear(cfg, torch.full((h,), x, dtype=T))
-    cost = float(price)
-    if own_impact:
-        e = 1e-6 * x
-        dev = torch.full((2, h), x, dtype=T)
-        dev[0, 0] += e
-        dev[1, 0] -= e
-        bought, _ = clear(cfg, dev)
-        cost = 2 * e / float(bought[0, 0] - bought[1, 0])
-    return cfg.beta * (_mpk(cfg, k) + (1.0 - cfg.delta) * cost) / cost - 1.0
+    return euler_gap(cfg, k, own_impact, _mpk(cfg, k))
 
 
 @pytest.mark.parametrize("strategic", [False, True])

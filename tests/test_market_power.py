@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _market_vfi import clear, household_vfi, symmetric_spending
+from _market_vfi import clear, euler_gap, household_vfi, symmetric_spending
 from scipy import optimize
 
 from abm_markets.engine.config import InvestmentConfig
@@ -40,20 +40,7 @@ def _mpk(cfg: InvestmentConfig, k: float) -> float:
 
 
 def _euler_gap(cfg: InvestmentConfig, k: float, own_impact: bool) -> float:
-    """``beta (MPK + (1 - delta) P) / P - 1`` at the symmetric state K, with P the cost of one more unit to one
-    household: the market price (price taker) or ``1 / (dI_i / dx_i)`` measured through the market."""
-    x = symmetric_spending(cfg, k)
-    h = cfg.n_households
-    _, price = clear(cfg, torch.full((h,), x, dtype=T))
-    cost = float(price)
-    if own_impact:
-        e = 1e-6 * x
-        dev = torch.full((2, h), x, dtype=T)
-        dev[0, 0] += e
-        dev[1, 0] -= e
-        bought, _ = clear(cfg, dev)
-        cost = 2 * e / float(bought[0, 0] - bought[1, 0])
-    return cfg.beta * (_mpk(cfg, k) + (1.0 - cfg.delta) * cost) / cost - 1.0
+    return euler_gap(cfg, k, own_impact, _mpk(cfg, k))
 
 
 def _root(f, lo: float, hi: float) -> float:
