@@ -1,4 +1,5 @@
-"""Tabular Q-learning households in a protocol economy with one capital good, vectorised over sessions.
+"""Tabular Q-learning households in the investment economy (market formulation, one capital good), vectorised over
+sessions.
 
 Each of ``B`` sessions is one economy of ``N^h`` households that share one Q table (independent learners with a
 shared table: each household updates it from its own reward and state). The state is a pair of bins, own capital and
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["TabularMacroConfig", "TabularMacroResult", "run_tabular_households"]
+__all__ = ["TabularMacroConfig", "TabularMacroResult", "greedy_decide", "run_tabular_households", "state_index"]
 
 
 @dataclasses.dataclass(frozen=True)
