@@ -85,13 +85,11 @@ def test_ppo_case_runs_and_bad_settings_are_one_line(tmp_path: Path) -> None:
 
 def test_tabular_households_are_deterministic_per_seed() -> None:
     from abm_markets.engine.investment import InvestmentEconomy
-    from abm_markets.learn.tabular_macro import TabularMacroConfig, run_tabular_households
+    from abm_markets.learn.tabular_macro import TabularMacroConfig, initial_table, run_tabular_households
     from abm_markets.solvers.externality import default_config
 
     eco = InvestmentEconomy(default_config(k_init=9.0))
     tc = TabularMacroConfig(k_lo=4.0, k_hi=14.0, k_bins=8, sessions=3, periods=60, episode=25)
     a, b, c = (run_tabular_households(eco, tc, k0=9.0, k_spread=0.05, seed=s, q_base=0.0) for s in (1, 1, 2))
     assert torch.equal(a.q, b.q) and not torch.equal(a.q, c.q)
-    start = torch.zeros_like(a.q)
-    start[..., tc.init_action] = tc.init_bonus
-    assert int((a.q != start).sum()) > 10  # cells were updated
+    assert int((a.q != initial_table(tc, 0.0, a.q.dtype)).sum()) > 10  # cells were updated

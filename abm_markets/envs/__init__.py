@@ -7,13 +7,11 @@
 * :class:`CenteredActions`, :func:`decide_from_policy`: the project trainer's action parametrisation as a
   Gymnasium wrapper, and a bridge from another library's policy to the project's evaluators.
 
-Importing this package registers ``abm_markets/InvestmentPlanner-v1`` with Gymnasium:
+Importing ``abm_markets`` (so also this package) registers ``abm_markets/InvestmentPlanner-v1`` with Gymnasium:
 ``gymnasium.make("abm_markets/InvestmentPlanner-v1", beta=0.95)``; without the import,
 ``gymnasium.make("abm_markets.envs:abm_markets/InvestmentPlanner-v1")`` imports it. Render modes ``None``,
 ``"ansi"``, ``"rgb_array"``; ``normalize_obs=True`` bounds observations in ``[0, 1]``. See ``docs/interop.md``.
 """
-
-import gymnasium
 
 from abm_markets.envs.gym import (
     ENV_ID,
@@ -24,9 +22,6 @@ from abm_markets.envs.gym import (
     default_planner_config,
 )
 from abm_markets.envs.parallel import EconomyParallelEnv, InvestmentParallelEnv, parallel_env
-
-if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="abm_markets.envs.gym:InvestmentPlannerEnv")
 
 __all__ = [
     "ENV_ID",

@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["TabularMacroConfig", "TabularMacroResult", "greedy_decide", "run_tabular_households", "state_index"]
+from abm_markets.engine.investment_groups import steady_state_spending_share
+
+__all__ = [
+    "TabularMacroConfig",
+    "TabularMacroResult",
+    "greedy_decide",
+    "initial_table",
+    "run_tabular_households",
+    "state_index",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,30 +71,30 @@ def state_index(capital: Tensor, cfg: TabularMacroConfig) -> Tensor:
     return _bins(own, cfg) * cfg.k_bins + _bins(mean, cfg)
 
 
+def initial_table(cfg: TabularMacroConfig, q_base: float, dtype: torch.dtype) -> Tensor:
+    """``Q_0 [sessions, k_bins^2, actions]``: ``q_base`` everywhere plus ``init_bonus`` on ``init_action``."""
+    q = torch.full((cfg.sessions, cfg.k_bins * cfg.k_bins, len(cfg.log_multipliers)), q_base, dtype=dtype)
+    q[..., cfg.init_action] += cfg.init_bonus
+    return q
+
+
 def run_tabular_households(
     economy: Any, cfg: TabularMacroConfig, *, k0: float, k_spread: float, seed: int, q_base: float
 ) -> TabularMacroResult:
     """Train the shared tables of ``cfg.sessions`` sessions of ``economy`` (an ``InvestmentEconomy`` with one good,
     households only); episodes start at ``k0 * U[1 - k_spread, 1 + k_spread]``."""
-    import dataclasses as dc
-    import time
-
-    from abm_markets.engine.investment_groups import steady_state_spending_share
-
     g = torch.Generator().manual_seed(seed)
     b, h = cfg.sessions, economy.n_households
-    n_s, n_a = cfg.k_bins * cfg.k_bins, len(cfg.log_multipliers)
     dt = economy.dtype
     shares = steady_state_spending_share(economy.cfg) * torch.exp(torch.tensor(cfg.log_multipliers, dtype=dt))
-    q = torch.full((b, n_s, n_a), q_base, dtype=dt)
-    q[..., cfg.init_action] += cfg.init_bonus
+    q = initial_table(cfg, q_base, dt)
     gamma = economy.cfg.beta
     rows = torch.arange(b).unsqueeze(-1).expand(b, h)
 
     def reset() -> Any:
         st = economy.initial_state(b, g)
         u = torch.rand((b, h, 1), generator=g, dtype=dt)
-        return dc.replace(st, capital=k0 * (1.0 + k_spread * (2.0 * u - 1.0)))
+        return dataclasses.replace(st, capital=k0 * (1.0 + k_spread * (2.0 * u - 1.0)))
 
     state = reset()
     t0 = time.perf_counter()

@@ -1,5 +1,6 @@
 """Long-format logs that several scenarios write the same way (the schema is docs/logs.md's).
 
+* :func:`long_frame` -- an array ``[T, B, N]`` as long rows ``t, economy, agent|good, variable, value``;
 * :func:`investment_logs` -- ``steps`` and ``markets`` frames of a policy played on the first economies of an
   evaluation path of the investment economy (learning scenarios: scaling, ablation, market-learning), labelled
   with :func:`labelled` and written with :func:`write_logs`;
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from abm_markets.runs import RunContext
 
 
-def _long(arr: np.ndarray, variable: str, index: str) -> pl.DataFrame:
+def long_frame(arr: np.ndarray, variable: str, index: str) -> pl.DataFrame:
     """``arr [T, B, N]`` as long rows ``t, economy, <index>, variable, value``."""
     t, e, a = np.meshgrid(*(np.arange(n) for n in arr.shape), indexing="ij")
     return pl.DataFrame(
@@ -70,15 +71,15 @@ def investment_logs(economy: Any, path: Any, decide: Any, n_economies: int) -> t
         for k, v in rows.items():
             rec.setdefault(k, []).append(v)
     arr = {k: torch.stack(v).double().cpu().numpy() for k, v in rec.items()}  # [T, B, N]
-    households = [_long(arr[k], k, "agent") for k in ("capital", "consumption", "utility", "tfp")]
-    firms = [_long(arr[f"firm_{k}"], k, "agent") for k in ("price", "produced", "profit")]
+    households = [long_frame(arr[k], k, "agent") for k in ("capital", "consumption", "utility", "tfp")]
+    firms = [long_frame(arr[f"firm_{k}"], k, "agent") for k in ("price", "produced", "profit")]
     steps = pl.concat(
         [
             pl.concat(households).with_columns(group=pl.lit("households")),
             pl.concat(firms).with_columns(group=pl.lit("firms")),
         ]
     )
-    markets = pl.concat([_long(arr[f"good_{k}"], k, "good") for k in ("price", "produced", "sold")])
+    markets = pl.concat([long_frame(arr[f"good_{k}"], k, "good") for k in ("price", "produced", "sold")])
     return steps, markets
 
 

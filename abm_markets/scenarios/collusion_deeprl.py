@@ -78,6 +78,7 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
 
     from abm_markets.engine.pricing import LogitDuopoly, LogitDuopolyConfig
     from abm_markets.learn.pricing_rl import DeepPricingConfig, deviation_response, evaluate_greedy, pricing_trainer
+    from abm_markets.scenarios._logs import long_frame
 
     torch.set_num_threads(cfg.threads)
     eco = LogitDuopoly(
@@ -131,11 +132,8 @@ def run(cfg: DeepRLCollusionConfig, ctx: RunContext) -> dict[str, Any]:
                         "stationary": bool(ev["stationary"][b]),
                     }
                 )
-            p = ev["prices"]  # [T, B, 2]
-            t_idx, b_idx, f_idx = np.meshgrid(*(np.arange(n) for n in p.shape), indexing="ij")
-            ids = {"t": t_idx.ravel(), "economy": b_idx.ravel(), "agent": f_idx.ravel(), "session": np.full(p.size, k)}
-            for name in ("price", "profit"):
-                steps.append(pl.DataFrame({**ids, "variable": name, "value": ev[f"{name}s"].ravel()}))
+            for name in ("price", "profit"):  # [T, B, 2]
+                steps.append(long_frame(ev[f"{name}s"], name, "agent").with_columns(session=pl.lit(k, pl.Int64)))
     sessions = pl.DataFrame(rows)
     ctx.write_table("sessions", sessions)
     ctx.write_log("steps", pl.concat(steps))

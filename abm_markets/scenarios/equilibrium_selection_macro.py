@@ -100,11 +100,10 @@ class MacroSelectionConfig(MarketLearningConfig):
             )
         super().validate()
         from abm_markets.solvers import externality as ex
-        from abm_markets.solvers.market_power import buyer_price_factor
 
         econ = self.economy()
-        for factor in (1.0, buyer_price_factor(econ)):
-            n = len(ex.ExternalityModel(econ, factor).roots())
+        for strategic in (False, True):
+            n = len(ex.households_model(econ, strategic).roots())
             if n != 3:
                 raise ConfigError(
                     f"equilibrium-selection-macro: externality_high = {self.externality_high}, externality_threshold "
@@ -122,15 +121,15 @@ class MacroSelectionConfig(MarketLearningConfig):
         return super().economy(**base)
 
 
-def _path(eco: Any, path: Any, decide: Any) -> torch.Tensor:
-    """Mean capital per household over the evaluation path ``[T + 1]`` (the first economy)."""
+def _paths(eco: Any, path: Any, decide: Any) -> torch.Tensor:
+    """Mean capital per household ``[B, T + 1]`` of every economy of the evaluation path ``path`` under ``decide``."""
     state = path.state0
-    ks = [state.capital[0].double().mean()]
+    ks = [state.capital.double().mean((1, 2))]
     with torch.no_grad():
         for t in range(path.periods):
             state, _ = eco.step(state, decide(state), noise=path.noise[t])
-            ks.append(state.capital[0].double().mean())
-    return torch.stack(ks)
+            ks.append(state.capital.double().mean((1, 2)))
+    return torch.stack(ks, 1)
 
 
 def _ppo_case(
@@ -146,10 +145,10 @@ def _ppo_case(
         eco, cfg.train_config(init_shift=shift, k_spread=cfg.k_init_spread), seed=ctx.seed, fixed=cfg.fixed_sources(eco)
     )
     path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100), k0=k0)
-    before = _path(eco, path, trainer.decide())
+    before = _paths(eco, path, trainer.decide())[:1]  # the first economy of the path
 
     def periodic(tr: Trainer) -> dict[str, float]:
-        return {"eval_capital_end": float(_path(eco, path, tr.decide())[-50:].mean())}
+        return {"eval_capital_end": float(_paths(eco, path, tr.decide())[0, -50:].mean())}
 
     settled: list[dict[str, Any]] = []
 
@@ -160,13 +159,13 @@ def _ppo_case(
         return False
 
     train(trainer, _RunLabel(ctx, label), evaluate=periodic, eval_every=cfg.eval_every, desc=label, stop=stop)
-    after = _path(eco, path, trainer.decide())
+    after = _paths(eco, path, trainer.decide())[:1]
     extra = {
         "converged": bool(settled),
         "train_iterations": trainer.iteration_done,
         "train_wall_s": trainer.train_wall_s,
     }
-    return before.unsqueeze(0), after.unsqueeze(0), extra
+    return before, after, extra
 
 
 def _tabular_case(
@@ -174,40 +173,27 @@ def _tabular_case(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Tabular Q-learning households (``cfg.tabular_sessions`` sessions) from ``k0``, the initial greedy action the
     multiplier nearest ``exp(shift)``; paths ``[sessions, T + 1]`` of the initial and learned greedy policies."""
+    from abm_markets.learn import evaluate as ev
     from abm_markets.learn.tabular_macro import (
         TabularMacroConfig,
+        TabularMacroResult,
         greedy_decide,
+        initial_table,
         run_tabular_households,
     )
 
-    mult = TabularMacroConfig.__dataclass_fields__["log_multipliers"].default
-    init = min(range(len(mult)), key=lambda i: abs(mult[i] - shift))
     tc = TabularMacroConfig(
-        k_lo=4.0,
-        k_hi=14.0,
-        k_bins=cfg.tabular_k_bins,
-        sessions=cfg.tabular_sessions,
-        periods=cfg.tabular_periods,
-        init_action=init,
+        k_lo=4.0, k_hi=14.0, k_bins=cfg.tabular_k_bins, sessions=cfg.tabular_sessions, periods=cfg.tabular_periods
     )
+    mult = tc.log_multipliers
+    tc = dataclasses.replace(tc, init_action=min(range(len(mult)), key=lambda i: abs(mult[i] - shift)))
     res = run_tabular_households(eco, tc, k0=k0, k_spread=cfg.k_init_spread, seed=ctx.seed, q_base=0.0)
-    start = dataclasses.replace(res, q=torch.zeros_like(res.q).index_fill_(2, torch.tensor([init]), 1.0))
-    before = _paths(eco, k0, greedy_decide(start, tc), tc.sessions, cfg.eval_periods)
-    after = _paths(eco, k0, greedy_decide(res, tc), tc.sessions, cfg.eval_periods)
+    start = TabularMacroResult(q=initial_table(tc, 0.0, res.q.dtype), shares=res.shares, train_wall_s=0.0, periods=0)
+    path = ev.make_eval_path(eco, tc.sessions, cfg.eval_periods, ctx.generator(offset=100), k0=k0)
+    before = _paths(eco, path, greedy_decide(start, tc))
+    after = _paths(eco, path, greedy_decide(res, tc))
     extra = {"converged": True, "train_iterations": tc.periods, "train_wall_s": res.train_wall_s}
     return before, after, extra
-
-
-def _paths(eco: Any, k0: float, decide: Any, n: int, periods: int) -> torch.Tensor:
-    """Mean capital per household ``[n, periods + 1]`` of ``n`` deterministic economies from ``k0``."""
-    state = eco.initial_state(n)
-    state = dataclasses.replace(state, capital=torch.full_like(state.capital, k0))
-    ks = [state.capital.double().mean((1, 2))]
-    with torch.no_grad():
-        for _ in range(periods):
-            state, _ = eco.step(state, decide(state))
-            ks.append(state.capital.double().mean((1, 2)))
-    return torch.stack(ks, 1)
 
 
 def _basin(k_end: float, k_mid: float) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "PerfectForesight",
     "SteadyStateInfo",
     "default_config",
+    "households_model",
     "perfect_foresight",
     "shooting_path",
     "stable_manifold",
@@ -232,9 +233,13 @@ class SteadyStateInfo:
         return dataclasses.asdict(self)
 
 
-def steady_states(cfg: Any, strategic: bool = False) -> list[SteadyStateInfo]:
-    """Every steady state of ``cfg`` for price-taking households, or (``strategic``) for households who take their
-    own price impact under Walrasian clearing into account."""
+def households_model(cfg: Any, strategic: bool = False) -> ExternalityModel:
+    """The model of ``cfg`` for price-taking households, or (``strategic``) for households who take their own price
+    impact under Walrasian clearing into account (``f = 1 - 1 / (2 N^h)``).
+
+    Raises:
+        ConfigError: ``strategic`` with a market that has no buyer-side benchmark (one line).
+    """
     from abm_markets.solvers.market_power import buyer_price_factor
 
     f = buyer_price_factor(cfg) if strategic else 1.0
@@ -243,7 +248,12 @@ def steady_states(cfg: Any, strategic: bool = False) -> list[SteadyStateInfo]:
             f"the buyer-side benchmark is derived for Walrasian clearing (market = {cfg.market!r}); "
             "expected market = 'walrasian' with strategic households"
         )
-    return ExternalityModel(cfg, f).steady_state_info()
+    return ExternalityModel(cfg, f)
+
+
+def steady_states(cfg: Any, strategic: bool = False) -> list[SteadyStateInfo]:
+    """Every steady state of ``cfg`` for price-taking or (``strategic``) price-impact-aware households."""
+    return households_model(cfg, strategic).steady_state_info()
 
 
 def stable_manifold(
@@ -336,9 +346,7 @@ def perfect_foresight(
     """Trace the stable manifold of every saddle steady state (named ``low``, ``high`` or ``k=<value>``) over
     ``k_range`` (default: a third of the lowest to twice the highest steady state) and report where each is
     reachable."""
-    from abm_markets.solvers.market_power import buyer_price_factor
-
-    model = ExternalityModel(cfg, buyer_price_factor(cfg) if strategic else 1.0)
+    model = households_model(cfg, strategic)
     info = model.steady_state_info()
     ks = [s.capital for s in info]
     lo, hi = k_range or (ks[0] / 3.0, 2.0 * ks[-1])
