@@ -96,7 +96,7 @@ def _build_parser() -> _Parser:
     vz.add_argument("--host", default="127.0.0.1", help="address the server binds (default: this machine only)")
     vz.add_argument("--run", type=Path, default=None, metavar="DIR", help="show a market-learning run's learned market")
     vz.add_argument("--check", action="store_true", help="build the page and exit (no server)")
-    cmp = sub.add_parser("compare", help="a table across runs and seeds: mean and 95% interval of each summary figure")
+    cmp = sub.add_parser("compare", help="a table across runs and seeds: mean and 95%% interval of each summary figure")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
     cmp.add_argument("--keys", default=None, help="comma-separated summary figures (* matches anything)")
     cmp.add_argument("--format", default="text", choices=("text", "csv", "parquet"))

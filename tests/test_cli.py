@@ -203,3 +203,18 @@ def test_every_preset_resolves(preset: Path) -> None:
     scen, cfg, _ = resolve(str(preset), {})
     assert scen.name in preset.read_text()
     assert len(cfg.config_hash()) == 16
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        *([c, "--help"] for c in ("list", "show", "run", "sweep", "viz", "compare", "report", "steady-state")),
+    ],
+)
+def test_help_prints_for_every_command(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """`--help` formats every help string (a bare % in one once broke the top-level help)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert "usage: abm-markets" in capsys.readouterr().out
