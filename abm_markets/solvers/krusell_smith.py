@@ -55,6 +55,7 @@ __all__ = [
     "KSSolution",
     "euler_errors",
     "interp_policy_K",
+    "regress_law",
     "simulate_distribution",
     "simulate_policy",
     "simulate_tfp",
@@ -267,7 +268,8 @@ def simulate_policy(
     return Ks, Cs, gs
 
 
-def _regress(K_path: torch.Tensor, z_idx: torch.Tensor, n_z: int, burn: int):
+def regress_law(K_path: torch.Tensor, z_idx: torch.Tensor, n_z: int, burn: int):
+    """OLS of ``log K_{t+1}`` on ``[1, log K_t]`` per aggregate state on ``t >= burn``: ``(coef (n_z, 2), r2 (n_z,))``."""
     x, y, s = torch.log(K_path[burn:-1]), torch.log(K_path[burn + 1 :]), z_idx[burn:-1]
     coef = torch.zeros(n_z, 2, dtype=DTYPE)
     r2 = torch.full((n_z,), float("nan"), dtype=DTYPE)
@@ -329,7 +331,7 @@ def solve_krusell_smith(cfg: KSConfig | None = None, z_idx: torch.Tensor | None 
         K_path, C_path, _ = simulate_distribution(
             a_next, a_grid, K_grid, P_e, e, z, z_idx, ss.dist, cfg.alpha, cfg.delta
         )
-        new, r2 = _regress(K_path, z_idx, cfg.n_z, cfg.burn)
+        new, r2 = regress_law(K_path, z_idx, cfg.n_z, cfg.burn)
         change = float((new - coef).abs().max())
         coef = cfg.damping * new + (1 - cfg.damping) * coef
         if change < cfg.tol_coef:

@@ -1,0 +1,206 @@
+"""Krusell and Smith (1998), the paper's benchmark economy, against the published law of motion: ``ks-1998``.
+
+1. The Krusell-Smith algorithm (:mod:`abm_markets.solvers.ks1998`) on the
+   paper's calibration and simulation length: aggregate law of motion per
+   aggregate state, its R^2, Den Haan's maximum error, mean capital.
+2. Structural RL (:mod:`abm_markets.srl.ks1998`): households learn a saving
+   share over (aggregate state, capital as a price index, own capital,
+   employment) by policy gradient; the learned policy is simulated on the same
+   aggregate path and the law of motion *implied by its paths* is estimated by
+   the same regression.
+3. Both against the published coefficients (:data:`abm_markets.solvers.ks1998.PUBLISHED`):
+   intercept and slope, and the gap of the one-step prediction ``log K'`` over the
+   capital range the economy visits (coefficients are rounded to three decimals
+   in the paper, which alone allows a prediction gap of up to 0.17% in log).
+4. Exact Euler-equation errors of both policies on a fresh path.
+
+Writes ``steps.parquet`` (docs/logs.md: the common path's aggregate state,
+capital and consumption per policy) and ``distribution.parquet`` (the
+distribution at the end of the path, per policy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from abm_markets.config import param
+from abm_markets.errors import ConfigError
+from abm_markets.runs import RunContext
+from abm_markets.scenarios import register
+from abm_markets.scenarios._logs import distribution_frame
+from abm_markets.solvers.ks1998 import KS98Calibration, KS98Config
+from abm_markets.srl.solver import SRLConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KS1998ScenarioConfig(KS98Config, SRLConfig):
+    """Krusell and Smith (1998): the algorithm and SRL on the paper's economy (one table of settings)."""
+
+    srl: bool = param(True, "Also solve by structural RL (false: the Krusell-Smith algorithm only).")
+    euler_periods: int = param(500, "Periods of the fresh path on which Euler errors are computed.", ge=2)
+
+    def validate(self) -> None:
+        KS98Config.validate(self)
+        SRLConfig.validate(self)
+        if self.srl and self.grid_power < 1.0:
+            raise ConfigError(f"grid_power = {self.grid_power} is invalid; expected >= 1")
+
+
+def _pick(cfg: Any, cls: type) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
+
+
+def prediction_gap_pct(coef: Any, published: tuple[float, float], log_K: Any) -> float:
+    """Max over ``log_K`` of ``100 |(b0 + b1 log K) - (p0 + p1 log K)|``: the one-step prediction gap in log %."""
+    import numpy as np
+
+    b0, b1 = (float(v) for v in coef)
+    return float(100 * np.abs((b0 - published[0]) + (b1 - published[1]) * np.asarray(log_K)).max())
+
+
+@register(
+    "ks-1998",
+    config=KS1998ScenarioConfig,
+    description="Krusell and Smith (1998) benchmark: KS algorithm and structural RL vs the published law of motion",
+    expected_wall_s=180.0,
+    expected_wall_source="one default run, 1 thread, 2026-11-30",
+)
+def run(cfg: KS1998ScenarioConfig, ctx: RunContext) -> dict[str, Any]:
+    import numpy as np
+    import polars as pl
+    import torch
+
+    from abm_markets.solvers import ks1998
+    from abm_markets.solvers.krusell_smith import den_haan, regress_law
+
+    t_start = time.perf_counter()
+    kcfg = _pick(cfg, KS98Config)
+    pub = ks1998.PUBLISHED
+
+    # 1. the Krusell-Smith algorithm
+    t0 = time.perf_counter()
+    ks = ks1998.solve(kcfg, seed=ctx.seed)
+    ks_wall = time.perf_counter() - t0
+    burn = cfg.burn
+    logK = np.log(ks.K_path[burn:].numpy())
+    span = np.linspace(logK.min(), logK.max(), 50)  # the capital the economy visits
+    ks_fn = ks1998.policy_from_table(ks.a_next, ks.K_grid, cfg.a_max)
+    z_eval = ks1998.simulate_tfp(ks.Pz, cfg.euler_periods + 1, ctx.generator(7), start=int(ks.z_idx[-1]))
+    names = ("bad", "good")
+
+    def law(prefix: str, coef: Any, r2: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, nm in enumerate(names):
+            out[f"{prefix}alm_{nm}"] = [float(coef[k, 0]), float(coef[k, 1])]
+            out[f"{prefix}r2_{nm}"] = float(r2[k])
+            out[f"{prefix}alm_{nm}_prediction_gap_pct"] = prediction_gap_pct(coef[k], pub[f"alm_{nm}"], span)
+        return out
+
+    summary: dict[str, Any] = {
+        **law("", ks.coef, ks.r2),
+        "mean_K": float(ks.K_path[burn:].mean()),
+        "sd_log_K": float(logK.std()),
+        "den_haan_max_pct": ks.den_haan_max,
+        "den_haan_mean_pct": ks.den_haan_mean,
+        "ks_converged": ks.converged,
+        "ks_outer_iterations": ks.outer_iterations,
+        "ks_wall_s": ks_wall,
+        **{f"{k}_ks": v for k, v in ks1998.euler_errors(ks_fn, kcfg, z_eval, ks.dist_end).items()},
+        "published_alm_bad": list(pub["alm_bad"]),
+        "published_alm_good": list(pub["alm_good"]),
+        "published_r2": pub["r2_good"],
+        "published_source": pub["source"],
+    }
+    frames = [_rows("aggregate_state", None, ks.z_idx.numpy().astype(float))]
+    frames += [_rows("capital", "ks_algorithm", ks.K_path), _rows("consumption", "ks_algorithm", ks.C_path)]
+    ends = [("ks_algorithm", ks.dist_end)]
+    K_srl = None
+
+    # 2. structural RL, its paths on the same aggregate states, the law its paths imply
+    if cfg.srl:
+        from abm_markets.srl.ks1998 import KS98Model
+        from abm_markets.srl.solver import solve
+
+        scfg = _pick(cfg, SRLConfig)
+        model = KS98Model(_pick(cfg, KS98Calibration), dist0=ks.dist_end, device=ctx.device, dtype=scfg.torch_dtype)
+        res = solve(model, scfg, generator=ctx.generator(), device=ctx.device, ctx=ctx)
+        srl_fn = model.savings_fn(res.params)
+        K_srl, C_srl, dist_srl = ks1998.simulate(srl_fn, kcfg, ks.z_idx, ks.dist_end)
+        coef_srl, r2_srl = regress_law(K_srl, ks.z_idx, 2, burn)
+        dh_srl = den_haan(coef_srl, K_srl, ks.z_idx, burn)
+        Ks, Kk = K_srl[burn:].numpy(), ks.K_path[burn:].numpy()
+        summary |= {
+            **law("srl_", coef_srl, r2_srl),
+            "srl_mean_K": float(Ks.mean()),
+            "srl_mean_K_gap_pct": float(100 * (Ks.mean() / Kk.mean() - 1)),
+            "srl_K_path_max_gap_pct": float(100 * np.abs(Ks / Kk - 1).max()),
+            "srl_den_haan_max_pct": dh_srl[0],
+            "srl_vs_ks_prediction_gap_pct": max(
+                prediction_gap_pct(coef_srl[k], (float(ks.coef[k, 0]), float(ks.coef[k, 1])), span) for k in (0, 1)
+            ),
+            **{f"{k}_srl": v for k, v in ks1998.euler_errors(srl_fn, kcfg, z_eval, ks.dist_end).items()},
+            "srl_converged": res.converged,
+            "srl_epochs": res.epochs,
+            "srl_wall_s": res.wall_s,
+        }
+        frames += [_rows("capital", "srl", K_srl), _rows("consumption", "srl", C_srl)]
+        ends.append(("srl", dist_srl))
+
+    ctx.write_log("steps", pl.concat(frames, how="vertical_relaxed"))
+    eps = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    ctx.write_table("distribution", pl.concat(distribution_frame(ks.a_grid, eps, d, p) for p, d in ends))
+    _plots(ctx, cfg, ks, K_srl, summary)
+    summary["wall_s"] = time.perf_counter() - t_start
+    return summary
+
+
+def _rows(variable: str, policy: str | None, v: Any) -> Any:
+    import numpy as np
+    import polars as pl
+
+    v = np.asarray(v, dtype=np.float64)
+    return pl.DataFrame(
+        {"t": np.arange(v.shape[0]), "economy": 0, "agent": -1, "variable": variable, "value": v,
+         "policy": pl.Series([policy] * v.shape[0], dtype=pl.String)}
+    )  # fmt: skip
+
+
+def _plots(ctx: RunContext, cfg: KS1998ScenarioConfig, ks: Any, K_srl: Any, summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    burn = cfg.burn
+    lk = np.log(ks.K_path.numpy())
+    z = ks.z_idx.numpy()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.linspace(lk[burn:].min(), lk[burn:].max(), 20)
+    for k, (nm, col) in enumerate((("bad", "tab:red"), ("good", "tab:blue"))):
+        m = z[burn:-1] == k
+        ax[0].plot(lk[burn:-1][m][::5], lk[burn + 1 :][m][::5], ".", ms=2, color=col, alpha=0.4)
+        b = summary[f"alm_{nm}"]
+        p = summary[f"published_alm_{nm}"]
+        ax[0].plot(x, b[0] + b[1] * x, color=col, lw=1.2, label=f"{nm}: KS algorithm {b[0]:.4f} + {b[1]:.4f} log K")
+        ax[0].plot(x, p[0] + p[1] * x, "k--", lw=0.8, label=f"{nm}: published {p[0]:.3f} + {p[1]:.3f} log K")
+        if f"srl_alm_{nm}" in summary:
+            s = summary[f"srl_alm_{nm}"]
+            ax[0].plot(
+                x, s[0] + s[1] * x, ":", color=col, lw=1.5, label=f"{nm}: SRL paths {s[0]:.4f} + {s[1]:.4f} log K"
+            )
+    ax[0].set(xlabel="log K", ylabel="log K'", title="aggregate law of motion")
+    ax[0].legend(fontsize=7)
+    t = np.arange(ks.K_path.shape[0])
+    sl = slice(burn, burn + 600)
+    ax[1].plot(t[sl], ks.K_path.numpy()[sl], lw=1.1, label="KS algorithm")
+    if K_srl is not None:
+        ax[1].plot(t[sl], K_srl.numpy()[sl], "--", lw=1.1, label="SRL")
+    ax[1].set(xlabel="quarter", ylabel="K", title="capital on the common aggregate path")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    ctx.save_figure("ks1998_law_of_motion", fig)
+    plt.close(fig)
