@@ -8,6 +8,11 @@
   supply, the rate clearing the bond market each period on a 20-point grid.
   Reports the clearing residual along simulated paths, the rate's moments and
   the stationary equilibrium rate without aggregate risk (EGM + bisection).
+  Accuracy: Euler-equation errors along the evaluation paths with exact
+  expectations (tomorrow's clearing rate for every next TFP state), and a
+  Krusell-Smith reference (``reference = true``): EGM under a perceived law of
+  the rate, iterated to its fixed point, with the gaps of the rate path and
+  the savings policy between SRL and the reference (docs/srl.md).
   ``n_lags = 1`` puts last period's rate into the policy's state;
   ``compare_lags = true`` trains both variants and reports the difference.
 
@@ -65,6 +70,21 @@ class HuggettGEScenarioConfig(HuggettConfig, SRLConfig, _Eval):
 
     equilibrium: str = param("general", "Must be general for this scenario.", choices=("general",))
     stationary_reference: bool = param(True, "Also solve the stationary equilibrium without aggregate risk (EGM).")
+    euler_paths: int = param(
+        16, "Evaluation paths (the first ones) on which Euler-equation errors are computed (0: none).", ge=0
+    )
+    reference: bool = param(
+        True,
+        "Also solve the Krusell-Smith reference (EGM under a perceived law of the rate, iterated to its fixed point"
+        " on the evaluation paths) and report the gaps; needs n_lags = 0 (skipped otherwise).",
+    )
+    reference_damping: float = param(
+        0.25, "Share of the way the reference's perceived law moves to its refit each iteration.", gt=0.0, le=1.0
+    )
+    reference_tol: float = param(
+        1e-4, "Reference converged: mean |forecast change| at the simulated states below this (rate units).", gt=0.0
+    )
+    reference_max_iter: int = param(25, "Most iterations of the reference's law.", ge=1)
     compare_lags: bool = param(False, "Also train the variant with the other lag setting (0 <-> 1) and compare.")
 
     def validate(self) -> None:
@@ -77,13 +97,17 @@ class HuggettGEScenarioConfig(HuggettConfig, SRLConfig, _Eval):
 
 
 def _estimated_bytes(cfg: Any) -> int:
-    """Rouwenhorst matrices, the policy table, and the distributions of the simulated paths (with autograd)."""
+    """Rouwenhorst matrices, the policy table, the distributions of the simulated paths (with autograd), and in
+    general equilibrium the Euler-error pass and the reference's Markov chain over (Z, r, y)."""
     nz = cfg.n_tfp * (cfg.n_r if cfg.equilibrium == "partial" else 1)
     n_p = cfg.n_prices ** (cfg.n_lags + 1) if cfg.equilibrium == "general" else 1
     table = nz * n_p * cfg.n_assets * cfg.n_income
     chains = (cfg.n_income**2 + cfg.n_tfp**2 + cfg.n_r**2) * 8 * 4
     paths = (cfg.n_paths + cfg.eval_paths) * (cfg.horizon + cfg.eval_periods) * cfg.n_assets * cfg.n_income * 8 * 4
-    return chains + table * 8 * 8 + paths
+    cells = cfg.n_assets * cfg.n_income
+    euler = getattr(cfg, "euler_paths", 0) * cells * (nz * cfg.n_income * 8 * 6 + cfg.eval_periods * 16)
+    reference = (nz * cfg.n_prices * cfg.n_income) ** 2 * 8 * 3 if getattr(cfg, "reference", False) else 0
+    return chains + table * 8 * 8 + paths + euler + reference
 
 
 def _split(cfg: Any) -> tuple[HuggettConfig, SRLConfig]:
@@ -208,10 +232,11 @@ def run_pe(cfg: HuggettPEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- general equilibrium
 def _train_eval_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext, n_lags: int, log: bool) -> dict[str, Any]:
+    """Train one lag variant, simulate it on the evaluation paths and compute its Euler errors."""
     import torch
 
-    from abm_markets.srl.huggett import HuggettModel
-    from abm_markets.srl.solver import simulate, simulate_markov, solve
+    from abm_markets.srl.huggett import HuggettModel, burn_in, euler_errors
+    from abm_markets.srl.solver import rollout, simulate_markov, solve
 
     econ, srl = _split(cfg)
     econ = dataclasses.replace(econ, n_lags=n_lags)
@@ -220,16 +245,20 @@ def _train_eval_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext, n_lags: int, l
     g = ctx.generator(7)  # same offset for both lag variants: common shock path
     z0 = torch.zeros(cfg.eval_paths, dtype=torch.long, device=ctx.device) + model.agg_transition.shape[0] // 2
     z_path = simulate_markov(model.agg_transition, z0, cfg.eval_periods, g)
-    roll = simulate(
-        model,
-        res.params,
-        n_paths=cfg.eval_paths,
-        periods=cfg.eval_periods,
-        generator=g,
-        burn_in=cfg.eval_burn_in,
-        z_path=z_path,
-    )
-    return {"model": model, "result": res, "rollout": roll}
+    z_burn = simulate_markov(model.agg_transition, z0, cfg.eval_burn_in, g)
+    z_burn[:, -1] = z_path[:, 0]  # the burn-in ends where the evaluation starts
+    dist0, carry0 = burn_in(model, res.params, z_burn)
+    with torch.no_grad():
+        roll = rollout(model, res.params, z_path, dist0, carry0)
+    out = {"model": model, "result": res, "rollout": roll, "z_path": z_path, "z_burn": z_burn, "euler": None}
+    if cfg.euler_paths:
+        k = min(cfg.euler_paths, cfg.eval_paths)
+        t0 = time.perf_counter()
+        out["euler"] = euler_errors(
+            model, res.params, z_path=z_path[:k], dist0=dist0[:k], carry0={n: v[:k] for n, v in carry0.items()}
+        )
+        out["euler"]["euler_s"] = time.perf_counter() - t0
+    return out
 
 
 def _ge_figures(out: dict[str, Any], r_star: float | None) -> dict[str, Any]:
@@ -257,17 +286,114 @@ def _ge_figures(out: dict[str, Any], r_star: float | None) -> dict[str, Any]:
         "C_mean": float(roll.logs["C"].mean()),
         "welfare": float(roll.objective["household"].mean()),
     }
+    if out["euler"] is not None:
+        fig.update({k: v for k, v in out["euler"].items() if isinstance(v, float)})
     if r_star is not None:
         fig["stationary_r"] = r_star
     return fig
+
+
+def _reference_figures(cfg: HuggettGEScenarioConfig, main: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Krusell-Smith reference for the no-lag variant and its gaps to the SRL solution (summary, reference)."""
+    import torch
+
+    from abm_markets.srl.huggett import euler_errors, perceived_law_reference
+
+    t0 = time.perf_counter()
+    model, res, roll = main["model"], main["result"], main["rollout"]
+    ref = perceived_law_reference(
+        model,
+        roll.logs["r"],
+        z_burn=main["z_burn"],
+        z_path=main["z_path"],
+        damping=cfg.reference_damping,
+        tol=cfg.reference_tol,
+        max_iter=cfg.reference_max_iter,
+    )
+    r_srl, r_ref = roll.logs["r"].double(), ref["rollout"].logs["r"].double()
+    with torch.no_grad():
+        b_srl = model.policy_values(res.params).double().cpu()
+    out: dict[str, Any] = {
+        "reference_r_mean": float(r_ref.mean()),
+        "reference_r_sd": float(r_ref.std()),
+        "r_mean_gap_bp": 1e4 * float(r_srl.mean() - r_ref.mean()),
+        "r_sd_gap_bp": 1e4 * float(r_srl.std() - r_ref.std()),
+        "r_path_gap_bp": 1e4 * float((r_srl - r_ref).abs().mean()),
+        "reference_bracketed_share": float(ref["rollout"].logs["bracketed"].mean()),
+        "reference_law_r2": ref["law"].r2,
+        "reference_law_resid_sd_bp": 1e4 * ref["law"].resid_sd,
+        "srl_law_r2": ref["law_srl"].r2,
+        "reference_iterations": ref["iterations"],
+        "reference_converged": ref["converged"],
+        "reference_law_change_bp": 1e4 * ref["law_change"],
+    }
+    if main["euler"] is not None:
+        occ = main["euler"]["occupation"]
+        occ = occ / occ.sum()
+        support = occ > 1e-5
+        for name, other in (("policy_gap", ref["b_next"]), ("best_response_policy_gap", ref["best_response"])):
+            gap = (b_srl - other).abs()
+            out[f"{name}_mean"] = float((gap * occ).sum())
+            out[f"{name}_q99"] = float(gap[support].quantile(0.99))
+        k = min(cfg.euler_paths, cfg.eval_paths)
+        ref_euler = euler_errors(
+            model,
+            ref["params"],
+            z_path=main["z_path"][:k],
+            dist0=ref["dist0"][:k],
+            carry0={n: v[:k] for n, v in ref["carry0"].items()},
+        )
+        out.update({f"reference_{n}": v for n, v in ref_euler.items() if isinstance(v, float)})
+        ref["euler"] = ref_euler
+    out["reference_s"] = time.perf_counter() - t0
+    return out, ref
+
+
+def _accuracy_figure(ctx: RunContext, main: dict[str, Any], ref: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    model, roll = main["model"], main["rollout"]
+    b = model.b64.numpy()
+    fig, ax = plt.subplots(1, 3 if main["euler"] is not None else 1, figsize=(14, 3.4), squeeze=False)
+    ax = ax[0]
+    ax[0].plot(roll.logs["r"][0].numpy(), lw=0.9, label="SRL")
+    ax[0].plot(ref["rollout"].logs["r"][0].numpy(), lw=0.9, ls="--", label="reference (EGM, perceived law)")
+    ax[0].set(xlabel="t", ylabel="r_t", title="rate on a common shock path")
+    ax[0].legend(fontsize=7)
+    if main["euler"] is not None:
+        occ = main["euler"]["occupation"]
+        top = int((occ.sum(dim=(0, 1, 3)) > 1e-6 * occ.sum()).nonzero().max()) + 3
+        for name, e in (("SRL", main["euler"]), ("reference", ref["euler"])):
+            ax[1].plot(b[:top], e["by_asset_mean_log10"][:top].numpy(), lw=0.9, label=f"{name} mean")
+            ax[1].plot(b[:top], e["by_asset_max_log10"][:top].numpy(), lw=0.6, ls=":", label=f"{name} max")
+        ax[1].set(xlabel="bonds b", ylabel="log10 |Euler error|", title="Euler errors along the paths")
+        ax[1].legend(fontsize=7)
+        with torch.no_grad():
+            b_srl = model.policy_values(main["result"].params).double().cpu()
+        kz, jp = divmod(int(occ.sum(dim=(2, 3)).argmax()), occ.shape[1])  # the most visited (Z, r) cell
+        for iy in range(b_srl.shape[-1]):
+            ax[2].plot(b[:top], b_srl[kz, jp, :top, iy].numpy() - b[:top], lw=1.1, label=f"SRL y{iy}")
+            ax[2].plot(b[:top], ref["b_next"][kz, jp, :top, iy].numpy() - b[:top], "k:", lw=0.9)
+        ax[2].set(
+            xlabel="bonds b",
+            ylabel="b' - b",
+            title=f"policy at Z state {kz}, r = {float(model.price_grid64[jp]) - 1:.4f} (dotted: reference)",
+        )
+        ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure("accuracy", fig)
 
 
 @register(
     "huggett-srl",
     config=HuggettGEScenarioConfig,
     description="Huggett with aggregate income risk, bonds in zero net supply, solved by structural RL (bond clearing)",
-    expected_wall_s=37.4,
-    expected_wall_source="one default run, 1 thread, 2026-11-29",
+    expected_wall_s=107.3,
+    expected_wall_source="one default run with the accuracy reference (seed 2), 1 thread, load about 3, 2026-11-29",
 )
 def run_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import matplotlib
@@ -297,6 +423,10 @@ def run_ge(cfg: HuggettGEScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     main = _train_eval_ge(cfg, ctx, cfg.n_lags, log=True)
     summary = _ge_figures(main, r_star)
     summary["stationary_reference_s"] = ref_s
+    if cfg.reference and cfg.n_lags == 0:
+        ref_summary, ref = _reference_figures(cfg, main)
+        summary.update(ref_summary)
+        _accuracy_figure(ctx, main, ref)
     model, res, roll = main["model"], main["result"], main["rollout"]
 
     _learning_curve(ctx, res.history, "learning_curve", resid=True)
