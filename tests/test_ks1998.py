@@ -94,3 +94,32 @@ def test_euler_errors_separate_the_solution_from_a_rule_of_thumb(coarse: ks1998.
     bad = ks1998.euler_errors(thumb, cfg, z, coarse.dist_end)
     assert good["euler_mean_log10"] < -3.5
     assert bad["euler_mean_log10"] > -2.0
+
+
+@pytest.mark.slow
+def test_srl_learns_the_law_of_motion_from_keep_your_capital(coarse: ks1998.KS98Solution) -> None:
+    """SRL starts from "keep your capital" (capital drifts to half the answer; its paths imply a law 2% off)
+    and learns a policy whose simulated paths imply the algorithm's law within 0.5% and its mean capital within 2%."""
+    from abm_markets.solvers.krusell_smith import regress_law
+    from abm_markets.srl.ks1998 import KS98Model
+    from abm_markets.srl.solver import SRLConfig, solve
+
+    cfg = ks1998.KS98Config(**COARSE)
+    model = KS98Model(cfg, dist0=coarse.dist_end)
+    logK = np.log(coarse.K_path[300:].numpy())
+    span = np.linspace(logK.min(), logK.max(), 50)
+    K_ks = float(coarse.K_path[300:].mean())
+
+    def score(params: dict[str, torch.Tensor]) -> tuple[float, float]:
+        K, _, _ = ks1998.simulate(model.savings_fn(params), cfg, coarse.z_idx, coarse.dist_end)
+        coef, _ = regress_law(K, coarse.z_idx, 2, 300)
+        gap = max(prediction_gap_pct(coef[k], tuple(coarse.coef[k].tolist()), span) for k in (0, 1))
+        return gap, 100 * abs(float(K[300:].mean()) / K_ks - 1)
+
+    gap0, kgap0 = score(model.init_params(torch.device("cpu"), torch.float32))
+    assert gap0 > 1.0 and kgap0 > 20.0
+    scfg = SRLConfig(n_paths=8, horizon=300, tail=60, max_epochs=80, min_epochs=0, checkpoint_every=0)
+    res = solve(model, scfg, generator=torch.Generator().manual_seed(0))
+    gap, kgap = score(res.params)
+    assert gap < 0.5, gap
+    assert kgap < 2.0, kgap

@@ -86,6 +86,24 @@ SMALL: dict[str, tuple[str, dict[str, object]]] = {
             "euler_periods": 20,
         },
     ),
+    "ks-1998": (
+        "ks-1998",
+        {
+            "n_a": 40,
+            "n_K": 4,
+            "T": 400,
+            "burn": 100,
+            "max_outer": 3,
+            "tol_egm": 1e-6,
+            "max_epochs": 3,
+            "min_epochs": 0,
+            "warmup_epochs": 1,
+            "horizon": 30,
+            "tail": 10,
+            "n_paths": 4,
+            "euler_periods": 20,
+        },
+    ),
     "market-learning": (
         "market-learning",
         {
@@ -196,7 +214,7 @@ def test_docs_table_lists_each_scenarios_variables(runs: dict[str, Path]) -> Non
 NOTEBOOK_RUNS = [("run_dashboard", n) for n in NAMES] + [
     ("collusion", "collusion-calvano"),
     ("collusion", "collusion-deeprl"),
-    *(("srl_distributions", n) for n in ("hank-srl", "huggett-pe-srl", "huggett-srl", "ks-srl")),
+    *(("srl_distributions", n) for n in ("hank-srl", "huggett-pe-srl", "huggett-srl", "ks-1998", "ks-srl")),
 ]
 
 

@@ -38,6 +38,10 @@ from abm_markets.srl.solver import SRLConfig
 class KS1998ScenarioConfig(KS98Config, SRLConfig):
     """Krusell and Smith (1998): the algorithm and SRL on the paper's economy (one table of settings)."""
 
+    horizon: int = param(400, "Periods T per path and epoch (quarterly beta = 0.99 needs a long horizon).", ge=2)
+    tail: int = param(60, "Last periods of each rollout simulated with the policy detached.", ge=0)
+    tol: float = param(5e-4, "Convergence: quantile of |policy update| below this.", gt=0.0)
+    min_epochs: int = param(300, "No convergence is declared before this epoch.", ge=0)
     srl: bool = param(True, "Also solve by structural RL (false: the Krusell-Smith algorithm only).")
     euler_periods: int = param(500, "Periods of the fresh path on which Euler errors are computed.", ge=2)
 

@@ -269,7 +269,7 @@ def simulate_policy(
 
 
 def regress_law(K_path: torch.Tensor, z_idx: torch.Tensor, n_z: int, burn: int):
-    """OLS of ``log K_{t+1}`` on ``[1, log K_t]`` per aggregate state on ``t >= burn``: ``(coef (n_z, 2), r2 (n_z,))``."""
+    """OLS of ``log K_{t+1}`` on ``[1, log K_t]`` per aggregate state, ``t >= burn``: ``(coef (n_z, 2), r2 (n_z,))``."""
     x, y, s = torch.log(K_path[burn:-1]), torch.log(K_path[burn + 1 :]), z_idx[burn:-1]
     coef = torch.zeros(n_z, 2, dtype=DTYPE)
     r2 = torch.full((n_z,), float("nan"), dtype=DTYPE)

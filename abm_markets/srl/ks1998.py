@@ -9,7 +9,7 @@ shares over ``(z, K, k, eps)``::
 
     a' = sigmoid(theta[z, K, k, eps]) * x,     x = (1 + r) k + w l_bar eps
 
-Each period ``K_t`` is read off the given (detached) distribution, the share is
+Each period ``K_t`` and employment are read off the given (detached) distribution, the share is
 interpolated along the price axis, and the distribution is pushed forward by
 Young's lottery and the employment transition conditional on ``(z_t, z_{t+1})``.
 An unemployed household with no capital has no cash and consumes nothing;
@@ -69,9 +69,10 @@ class KS98Model:
         self.a_max = float(self.a64[-1])
 
     # ------------------------------------------------------------------ economics blocks
-    def firm(self, K: Tensor, z_index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(r, w, Y)``: marginal products of ``Y = z K^alpha L(z)^(1 - alpha)``."""
-        z, L = self.z[z_index], self.L[z_index]
+    def firm(self, K: Tensor, z_index: Tensor, L: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(r, w, Y)``: marginal products of ``Y = z K^alpha L^(1 - alpha)`` (``L`` defaults to ``L(z)``)."""
+        z = self.z[z_index]
+        L = self.L[z_index] if L is None else L
         Y = z * K.pow(self.cal.alpha) * L.pow(1.0 - self.cal.alpha)
         return self.cal.alpha * Y / K - self.cal.delta, (1.0 - self.cal.alpha) * Y / L, Y
 
@@ -128,8 +129,9 @@ class KS98Model:
         g = inp.given_dist
         with torch.no_grad():  # price taking
             K = (g.sum(2) * self.a).sum(1)
+            L = self.cal.l_bar * g[:, :, 1].sum(1)  # = L(z) once employment has its rate (random starts differ)
             j, wK = grids.interp_weights(K, self.K_grid)
-        r, w, Y = self.firm(K, inp.z)
+        r, w, Y = self.firm(K, inp.z, L)
         share = interp_axis1(take_agg(inp.prepared["share"], inp.z), j, wK)  # (N, n_a, 2)
         x = (1.0 + r)[:, None, None] * self.a[:, None] + (w * self.cal.l_bar)[:, None, None] * self.eps
         a_next = torch.clamp(share * x, max=self.a_max)
