@@ -84,6 +84,7 @@ SMALL: dict[str, tuple[str, dict[str, object]]] = {
             "n_agents": 300,
             "agent_periods": 20,
             "euler_periods": 20,
+            "irf_paths": 0,
         },
     ),
     "ks-1998": (

@@ -177,34 +177,53 @@ def _plots(ctx: RunContext, cfg: KS1998ScenarioConfig, ks: Any, K_srl: Any, summ
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    burn = cfg.burn
-    lk = np.log(ks.K_path.numpy())
-    z = ks.z_idx.numpy()
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    x = np.linspace(lk[burn:].min(), lk[burn:].max(), 20)
-    for k, (nm, col) in enumerate((("bad", "tab:red"), ("good", "tab:blue"))):
-        m = z[burn:-1] == k
-        ax[0].plot(lk[burn:-1][m][::5], lk[burn + 1 :][m][::5], ".", ms=2, color=col, alpha=0.4)
-        b = summary[f"alm_{nm}"]
-        p = summary[f"published_alm_{nm}"]
-        ax[0].plot(x, b[0] + b[1] * x, color=col, lw=1.2, label=f"{nm}: KS algorithm {b[0]:.4f} + {b[1]:.4f} log K")
-        ax[0].plot(x, p[0] + p[1] * x, "k--", lw=0.8, label=f"{nm}: published {p[0]:.3f} + {p[1]:.3f} log K")
-        if f"srl_alm_{nm}" in summary:
-            s = summary[f"srl_alm_{nm}"]
-            ax[0].plot(
-                x, s[0] + s[1] * x, ":", color=col, lw=1.5, label=f"{nm}: SRL paths {s[0]:.4f} + {s[1]:.4f} log K"
-            )
-    ax[0].set(xlabel="log K", ylabel="log K'", title="aggregate law of motion")
-    ax[0].legend(fontsize=7)
-    t = np.arange(ks.K_path.shape[0])
-    sl = slice(burn, burn + 600)
-    ax[1].plot(t[sl], ks.K_path.numpy()[sl], lw=1.1, label="KS algorithm")
-    if K_srl is not None:
-        ax[1].plot(t[sl], K_srl.numpy()[sl], "--", lw=1.1, label="SRL")
-    ax[1].set(xlabel="quarter", ylabel="K", title="capital on the common aggregate path")
-    ax[1].legend(fontsize=8)
-    fig.tight_layout()
+    fig = law_of_motion_figure(summary, ks.K_path.numpy(), ks.z_idx.numpy(), cfg.burn, K_srl)
     ctx.save_figure("ks1998_law_of_motion", fig)
     plt.close(fig)
+
+
+def law_of_motion_figure(summary: dict[str, Any], K_path: Any, z_idx: Any, burn: int, K_srl: Any = None) -> Any:
+    """Left: each law's ``log K'`` minus the published law's, in percent, over the capital the economy visits,
+    with the simulated points and the band the published coefficients' rounding (3 decimals) leaves.
+    Right: capital on the common aggregate path."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lk = np.log(np.asarray(K_path))
+    z = np.asarray(z_idx)
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+    x = np.linspace(lk[burn:].min(), lk[burn:].max(), 50)
+    for k, nm in enumerate(("bad", "good")):
+        a = ax[k]
+        p = summary[f"published_alm_{nm}"]
+
+        def gap(c: Any, xs: Any = x, p: Any = p) -> Any:
+            return 100 * ((c[0] - p[0]) + (c[1] - p[1]) * xs)
+
+        m = z[burn:-1] == k
+        pts_x, pts_y = lk[burn:-1][m][::4], lk[burn + 1 :][m][::4]
+        a.plot(pts_x, 100 * (pts_y - (p[0] + p[1] * pts_x)), ".", ms=2, color="0.6", label="simulated (KS algorithm)")
+        band = 100 * (0.0005 + 0.0005 * x)
+        a.fill_between(x, -band, band, color="0.9", label="rounding of the published coefficients")
+        b = summary[f"alm_{nm}"]
+        a.plot(x, gap(b), lw=1.5, label=f"KS algorithm {b[0]:.4f} + {b[1]:.4f} log K")
+        if f"srl_alm_{nm}" in summary:
+            s = summary[f"srl_alm_{nm}"]
+            a.plot(x, gap(s), "--", lw=1.5, label=f"SRL paths {s[0]:.4f} + {s[1]:.4f} log K")
+        a.axhline(0, color="k", lw=0.6)
+        a.set(
+            xlabel="log K",
+            ylabel="log K' minus published law (%)",
+            title=f"{nm} times: published {p[0]:.3f} + {p[1]:.3f} log K",
+        )
+        a.legend(fontsize=7)
+    t = np.arange(lk.shape[0])
+    sl = slice(burn, burn + 600)
+    ax[2].plot(t[sl], np.asarray(K_path)[sl], lw=1.1, label="KS algorithm")
+    if K_srl is not None:
+        ax[2].plot(t[sl], np.asarray(K_srl)[sl], "--", lw=1.1, label="SRL")
+    ax[2].set(xlabel="quarter", ylabel="K", title="capital on the common aggregate path")
+    ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -51,6 +51,9 @@ class KSScenarioConfig(KSEconomyConfig, SRLConfig):
     euler_periods: int = param(300, "Periods of the common path on which Euler errors are computed.", ge=2)
     n_agents: int = param(10_000, "Households of the finite-agent Mesa economy (0: skip the check).", ge=0)
     agent_periods: int = param(200, "Periods of the finite-agent check (from the start of the common path).", ge=1)
+    irf_paths: int = param(
+        2000, "TFP paths per branch of the impulse responses against sequence-jacobian (0: skip the check).", ge=0
+    )
 
     def validate(self) -> None:
         SRLConfig.validate(self)
@@ -168,7 +171,10 @@ def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
             "agents_K_se_pct_mean": float(100 * (fa["se_K"] / fa["K"]).mean()),
         }
 
-    # 5. logs, plots, summary
+    # 5. impulse responses of both policies against sequence-space Jacobians (docs/irf_ssj.md)
+    irf = _irf_against_ssj(cfg, ks, model.savings_batch(res.params), ctx) if cfg.irf_paths > 0 else {}
+
+    # 6. logs, plots, summary
     Kk, Ck = ks.K_path.numpy(), ks.C_path.numpy()
     Ks, Cs = K_srl.numpy(), C_srl.numpy()
 
@@ -237,10 +243,43 @@ def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         "K_off_grid_share": float(roll.logs["K_off_grid"].mean()),
         "srl_vs_float64_sim_K_max_diff": float((roll.logs["K"][0].double().cpu() - K_srl[:-1]).abs().max()),
         **agents,
+        **irf,
         "wall_s": time.perf_counter() - t_start,
     }
     _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa if agents else None, detail)
     return summary
+
+
+def _irf_against_ssj(cfg: KSScenarioConfig, ks: Any, srl_policy: Any, ctx: RunContext) -> dict[str, Any]:
+    """Generalized impulse responses of the SRL and KS-algorithm policies to TFP starting in its high state
+    (:func:`abm_markets.solvers.transition.ks_girf`, per unit of log TFP) against sequence-jacobian's first-order
+    responses on the same calibration; ``irf_gap_vs_ssj_pct`` is SRL's max relative gap over the first 20
+    periods of K, C, Y, r, w. The shock is one Rouwenhorst step (9.7% of log TFP at the defaults), so part of
+    the gap is the economy's nonlinearity (docs/irf_ssj.md)."""
+    try:
+        import sequence_jacobian  # noqa: F401 -- only to know whether the oracle is installed
+    except ImportError:
+        return {"irf_gap_vs_ssj_missing": "sequence-jacobian is not installed (pip install -e '.[dev]')"}
+    from abm_markets.solvers.ssj_oracle import ssj_impulse_responses
+    from abm_markets.solvers.transition import TransitionConfig, irf_gap_pct, ks_girf
+
+    t0 = time.perf_counter()
+    tcfg = _pick(cfg, TransitionConfig)
+    _, linear, _ = ssj_impulse_responses(tcfg)
+    out: dict[str, Any] = {}
+    for name, policy in (("", srl_policy), ("ks_", None)):
+        g = ks_girf(ks, cfg, horizon=40, n_paths=cfg.irf_paths, generator=ctx.generator(11), policy=policy)
+        per_unit = {k: v / g.log_z_shock for k, v in g.mean.items()}
+        gaps = irf_gap_pct(per_unit, linear)
+        out[f"{name}irf_gap_vs_ssj_pct"] = gaps["max"]
+        out[f"{name}irf_gap_vs_ssj_by_variable_pct"] = {k: v for k, v in gaps.items() if k != "max"}
+        if name == "":
+            srl_irf = per_unit
+        else:
+            out["srl_irf_gap_vs_ks_girf_pct"] = irf_gap_pct(srl_irf, per_unit)["max"]
+    out["irf_log_tfp_shock"] = g.log_z_shock
+    out["irf_wall_s"] = time.perf_counter() - t0
+    return out
 
 
 def _ks_plots(ctx, cfg, ks, model, res, Ks, Cs, dists_srl, fa, euler) -> None:
@@ -417,6 +456,7 @@ def run_hank(cfg: HANKScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     keys = ("R", "Pi", "w", "Y", "C", "m")
     irf = {k: (logs_hi[k].mean(0) - logs_lo[k].mean(0)).double().cpu().numpy() for k in keys}
     lvl = {k: logs_lo[k].mean(0).double().cpu().numpy() for k in keys}
+    ssj, ssj_summary = _hank_vs_ssj(econ, irf, float(model.m64[-1]))
 
     # steps: every evaluation path (economy = path); impulse responses as irf_* rows of economy -1 (a mean over
     # the coupled shock paths)
@@ -465,13 +505,62 @@ def run_hank(cfg: HANKScenarioConfig, ctx: RunContext) -> dict[str, Any]:
         "irf_Pi_cumulative_bp": float(1e4 * irf["Pi"].sum()),
         "irf_Y_cumulative_pct": float(100 * (irf["Y"] / lvl["Y"]).sum()),
         "final_update": hist[-1]["update"] if hist else None,
+        **ssj_summary,
         "wall_s": time.perf_counter() - t_start,
     }
-    _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc)
+    _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc, ssj)
     return summary
 
 
-def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc) -> None:
+def _hank_vs_ssj(econ: HANKEconomyConfig, irf: dict[str, Any], m0: float) -> tuple[Any, dict[str, Any]]:
+    """The SRL responses against sequence-space Jacobians (docs/irf_ssj.md, HANK).
+
+    The SRL response to the top shock state ``m0`` is divided by ``m0`` and compared with SSJ's
+    first-order response to ``m_t = rho_m^t`` (the chain's expected path) and with SSJ's own
+    nonlinear transition of the same size, over the first ``min(20, irf_periods)`` periods.
+
+    Returns:
+        ``(ssj result or None, summary entries)``; without the ``dev`` extra the entries hold only
+        ``irf_vs_ssj_skipped`` (the reason).
+    """
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("sequence_jacobian") is None:
+        return None, {"irf_vs_ssj_skipped": "sequence_jacobian is not installed (pip install -e '.[dev]')"}
+    from abm_markets.solvers.hank_ssj import VARIABLES, hank_ssj
+    from abm_markets.solvers.transition import irf_gap_pct
+
+    t0 = time.perf_counter()
+    ssj = hank_ssj(econ, nonlinear_shocks=(m0,))
+    srl = {k: torch.as_tensor(irf[k] / m0) for k in VARIABLES}
+    horizon = min(20, len(irf["R"]))
+
+    def oracle(path: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(path[k][:horizon]) for k in VARIABLES}
+
+    gap = irf_gap_pct(srl, oracle(ssj.linear), horizon=horizon, variables=VARIABLES)
+    gap_nl = irf_gap_pct(srl, oracle(ssj.nonlinear[m0]), horizon=horizon, variables=VARIABLES)
+    nl = irf_gap_pct(oracle(ssj.nonlinear[m0]), oracle(ssj.linear), horizon=horizon, variables=VARIABLES)
+    lin = ssj.linear
+    return ssj, {
+        "irf_gap_vs_ssj_pct": gap.pop("max"),
+        "irf_gap_vs_ssj_pct_by_variable": gap,
+        "irf_gap_vs_ssj_nonlinear_pct": gap_nl.pop("max"),
+        "irf_gap_vs_ssj_nonlinear_pct_by_variable": gap_nl,
+        "ssj_nonlinearity_pct": nl.pop("max"),
+        "ssj_steady": {k: ssj.steady[k] for k in ("beta", "R", "w", "Y", "C", "asset_mkt", "goods_mkt")},
+        "ssj_rho_m": ssj.rho_m,
+        "ssj_R_impact_bp": float(1e4 * m0 * lin["R"][0]),
+        "ssj_Pi_impact_bp": float(1e4 * m0 * lin["Pi"][0]),
+        "ssj_Y_impact_pct": float(100 * m0 * lin["Y"][0] / ssj.steady["Y"]),
+        "ssj_C_impact_pct": float(100 * m0 * lin["C"][0] / ssj.steady["C"]),
+        "ssj_wall_s": time.perf_counter() - t0,
+    }
+
+
+def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc, ssj=None) -> None:
     import numpy as np
 
     plt = _plt()
@@ -485,10 +574,16 @@ def _hank_plots(ctx, cfg, model, params, res, irf, lvl, L, pc, Pi_pc) -> None:
         ("Y", 100 / lvl["Y"][0], "output (% dev.)"),
         ("C", 100 / lvl["C"][0], "consumption (% dev.)"),
     ]
+    m0 = float(irf["m"][0])
     for a, (k, sc, title) in zip(ax, spec, strict=True):
-        a.plot(t, irf[k] * sc, marker=".", lw=1)
+        a.plot(t, irf[k] * sc, marker=".", lw=1, label="SRL")
+        if ssj is not None:
+            ref = m0 * (ssj.rho_m**t if k == "m" else ssj.linear[k][:T])
+            a.plot(t, ref * sc, "k--", lw=1, label="SSJ first order")
         a.axhline(0, color="k", lw=0.5)
         a.set(title=title, xlabel="t")
+    if ssj is not None:
+        ax[0].legend(fontsize=7)
     fig.tight_layout()
     fig.suptitle("expected responses to a contractionary monetary shock (top state at t = 0; coupled chains)", y=1.04)
     ctx.save_figure("hank_irf", fig)

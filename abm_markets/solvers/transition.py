@@ -420,8 +420,9 @@ def ks_girf(
     n_paths: int = 2000,
     generator: torch.Generator,
     control_variates: bool = True,
+    policy=None,
 ) -> Girf:
-    """Generalized impulse response of the KS-algorithm policy to TFP starting in its high state.
+    """Generalized impulse response of the KS-algorithm policy (or ``policy``) to TFP starting in its high state.
 
     Both branches start from the stationary distribution ``sol.dist0``; one at the
     highest TFP state, one at the middle state. They share the uniforms that draw
@@ -440,6 +441,9 @@ def ks_girf(
         n_paths: TFP paths per branch.
         generator: The one random generator.
         control_variates: Correct the means with the TFP paths (else plain sample means).
+        policy: Optional savings policy ``policy(K (B,), z_index (B,)) -> a' (B, n_a, n_e)`` on ``sol``'s
+            grids (e.g. the SRL solution's, :meth:`abm_markets.srl.ks.KSModel.savings_batch`); default the
+            KS algorithm's table ``sol.a_next``.
 
     Returns:
         A :class:`Girf`.
@@ -459,8 +463,11 @@ def ks_girf(
         K = (g * a_grid[:, None]).sum((-2, -1))
         z = sol.z[z_idx[:, t]]
         r, w, Y = firm(K, z, cfg.alpha, cfg.delta)
-        pol = interp_policy_K(sol.a_next, sol.K_grid, K)[:, :, rows, z_idx[:, t]]  # (n_a, n_e, 2N)
-        pol = pol.permute(2, 0, 1).clamp(min=float(a_grid[0]))
+        if policy is None:
+            pol = interp_policy_K(sol.a_next, sol.K_grid, K)[:, :, rows, z_idx[:, t]]  # (n_a, n_e, 2N)
+            pol = pol.permute(2, 0, 1).clamp(min=float(a_grid[0]))
+        else:
+            pol = policy(K, z_idx[:, t]).to(DTYPE).clamp(min=float(a_grid[0]))  # (2N, n_a, n_e)
         c = (1.0 + r)[:, None, None] * a_grid[:, None] + w[:, None, None] * e - pol
         for k, v in (("K", K), ("C", (g * c).sum((-2, -1))), ("Y", Y), ("r", r), ("w", w)):
             out[k][:, t] = v

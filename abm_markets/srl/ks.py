@@ -208,6 +208,20 @@ class KSModel:
 
         return fn
 
+    def savings_batch(self, params: Mapping[str, Tensor]):
+        """``fn(K (B,), z_index (B,)) -> a' (B, n_a, n_e)`` float64: :meth:`savings_fn` for many economies at once."""
+        tab = self.savings_logit_to_policy(params)
+
+        def fn(K: Tensor, zi: Tensor) -> Tensor:
+            K = K.to(torch.float64)
+            j, w = grids.interp_weights(K, self.K64)
+            share = interp_axis1(tab.index_select(0, zi), j, w)
+            r, wage, _ = self.firm(K, self.z64[zi])
+            x = (1.0 + r)[:, None, None] * self.a64[:, None] + wage[:, None, None] * self.e64
+            return torch.clamp(share * x, max=self.a_max)
+
+        return fn
+
     def savings_logit_to_policy(self, params: Mapping[str, Tensor]) -> Tensor:
         """Saving shares as a float64 CPU table ``(n_z, n_K, n_a, n_e)``."""
         return torch.sigmoid(params["savings_logit"].detach().double().cpu())

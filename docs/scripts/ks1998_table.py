@@ -3,15 +3,15 @@
     python docs/scripts/ks1998_table.py runs/ks98/seed0 runs/ks98/seed1 runs/ks98/seed2
 
 Prints the law of motion (KS algorithm, SRL paths, published) per aggregate state with a 95% t-interval across
-seeds (each seed draws its own 11,000-quarter aggregate path), the accuracy figures, and copies the first run's
-``plots/ks1998_law_of_motion.png`` to ``docs/img/ks1998_law_of_motion.png``.
+seeds (each seed draws its own 11,000-quarter aggregate path), the accuracy figures, and draws the first run's
+law-of-motion figure from its logs into ``docs/img/ks1998_law_of_motion.png``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 from scipy import stats
@@ -62,9 +62,20 @@ def main(runs: list[str]) -> None:
         gap = _interval([s["srl_vs_ks_prediction_gap_pct"] for s in sums], ".3f")
         print(f"SRL law vs KS law, max log K' gap (%): {gap}")
         print(f"SRL epochs: {[s['srl_epochs'] for s in sums]}, converged: {[s['srl_converged'] for s in sums]}")
-    src = Path(runs[0]) / "plots" / "ks1998_law_of_motion.png"
-    if src.exists():
-        shutil.copy(src, Path(__file__).resolve().parents[1] / "img" / "ks1998_law_of_motion.png")
+    import polars as pl
+
+    from abm_markets.scenarios.ks1998 import law_of_motion_figure
+
+    steps = pl.read_parquet(Path(runs[0]) / "steps.parquet")
+    get = {
+        (v, p): steps.filter((pl.col("variable") == v) & pl.col("policy").eq_missing(p))["value"].to_numpy()
+        for v, p in (("capital", "ks_algorithm"), ("capital", "srl"), ("aggregate_state", None))
+    }
+    burn = int(tomllib.loads((Path(runs[0]) / "config.toml").read_text())["scenario"]["burn"])
+    fig = law_of_motion_figure(
+        sums[0], get["capital", "ks_algorithm"], get["aggregate_state", None].astype(int), burn, get["capital", "srl"]
+    )
+    fig.savefig(Path(__file__).resolve().parents[1] / "img" / "ks1998_law_of_motion.png", dpi=110)
 
 
 if __name__ == "__main__":
