@@ -51,6 +51,28 @@ def test_markets_clear_on_the_price_grid_from_the_steady_state(model):
     assert float(logs["R"][0, 10]) > float(logs["R"][1, 10])
 
 
+@pytest.mark.parametrize("interpolation", ["savings", "share"])
+def test_interpolating_savings_clears_the_bond_market_exactly(interpolation):
+    """With a rough saving-share table (as after learning), interpolating b' between the price-grid
+    corners clears the bond market on the interpolated supply curve exactly (float64 rounding);
+    interpolating the share leaves a residual of second order in the grid spacing."""
+    m = HANKModel(HANKEconomyConfig(**SMALL, policy_interpolation=interpolation), dtype=torch.float64)
+    params = m.init_params(m.device, m.dtype)
+    gen = torch.Generator().manual_seed(0)
+    params["savings_logit"] = params["savings_logit"] + 0.3 * torch.randn(
+        params["savings_logit"].shape, generator=gen, dtype=torch.float64
+    )
+    params["inflation"] = 0.05 * torch.randn(params["inflation"].shape, generator=gen, dtype=torch.float64)
+    logs, _ = simulate_path(m, params, torch.ones(1, 21, dtype=torch.long), m.dist_ss[None])
+    assert bool((logs["bracketed"] == 1).all())
+    resid = float(logs["resid_bond"].abs().max())
+    if interpolation == "savings":
+        assert resid < 1e-10
+        assert float(logs["resid_goods"][:, 1:].abs().max()) < 1e-10  # Walras
+    else:
+        assert resid > 1e-4
+
+
 def test_firm_gradient_is_the_rotemberg_first_order_condition(model):
     """d(firm payoff)/d(table) by autograd equals the Rotemberg FOC terms times d x_t / d table.
 
@@ -111,5 +133,7 @@ def test_hank_srl_scenario_smoke(tmp_path):
                 "pc_resid_mean_abs", "irf_R_impact_bp", "irf_Pi_impact_bp"):  # fmt: skip
         assert key in s
     assert s["resid_taylor_max"] < 1e-4
+    # the comparison with sequence-space Jacobians (docs/irf_ssj.md), or the reason it was skipped
+    assert ("irf_gap_vs_ssj_pct" in s) != ("irf_vs_ssj_skipped" in s)
     assert s["irf_shock_m"] > 0  # the impulse is the top (contractionary) state of the shock chain
     assert (out / "plots" / "hank_irf.png").exists()
