@@ -23,7 +23,13 @@ from abm_markets.engine.config import InvestmentConfig
 from abm_markets.engine.investment_groups import steady_state_capital
 from abm_markets.engine.technology import output
 from abm_markets.errors import ConfigError
-from abm_markets.solvers.market_power import market_benchmarks, profit_gain
+from abm_markets.solvers.market_power import (
+    buyer_deviation_gains,
+    buyer_nash_set,
+    market_benchmarks,
+    posted_buyer_factors,
+    profit_gain,
+)
 
 T = torch.float64
 
@@ -173,7 +179,7 @@ def test_profit_gain_and_bad_input() -> None:
     assert profit_gain(1.0, 1.0, 3.0) == 0.0
     with pytest.raises(ConfigError, match="formulation = 'market'"):
         market_benchmarks(InvestmentConfig())
-    assert math.isnan(market_benchmarks(_market_cfg(market="posted")).capital_strategic)
+    assert math.isnan(market_benchmarks(_market_cfg(market="posted")).capital_strategic)  # an interval: buyer_nash_set
     assert math.isnan(market_benchmarks(_market_cfg(market="bilateral", firms_per_good=2)).capital_strategic)
     assert math.isnan(market_benchmarks(_market_cfg(market="bilateral", bargaining_power=0.5)).capital_strategic)
 
@@ -261,3 +267,122 @@ def test_firm_benchmarks_against_rule_households_by_one_period_deviations_throug
         assert bm.markup_nash == pytest.approx(bm.markup_joint)
         assert bm.markup_nash > market_benchmarks(cfg).markup_nash  # above the static monopoly's 1 / alpha
     assert math.isnan(market_benchmarks(_market_cfg(market="posted"), households="rule").markup_nash)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# buyer-side Nash sets by one-period and persistent spending deviations through the engine's market
+
+
+FAST = {"points": 6, "passes": 4, "horizon": 600}  # coarser search than the defaults: ends to ~1e-6
+
+
+def _ratio(cfg: InvestmentConfig, k: float) -> float:
+    return k / market_benchmarks(cfg).capital_competitive
+
+
+def _derived(cfg: InvestmentConfig, deviation: str, rationing: bool = True) -> tuple[float, float]:
+    return tuple(  # type: ignore[return-value]
+        f ** (1.0 / (2.0 - cfg.alpha)) if f > 0 else math.nan for f in posted_buyer_factors(cfg, deviation, rationing)
+    )
+
+
+@pytest.mark.parametrize(("h", "j", "m"), [(5, 1, 1), (3, 2, 2)])
+def test_deviation_search_under_walrasian_clearing_reproduces_the_derived_buyer_side_nash(
+    h: int, j: int, m: int
+) -> None:
+    """The engine-based deviation machinery against the closed form: under Walrasian clearing the household's
+    problem is smooth, so the set where neither +e nor -e pays shrinks to the buyer-side Nash steady state
+    (width O(e)), and the competitive steady state is outside it (there, spending less pays)."""
+    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m)
+    bm = market_benchmarks(cfg)
+    lo, hi = buyer_nash_set(cfg, "one-period", bracket=(0.8, 1.05), **FAST)
+    assert lo <= hi
+    assert 0.5 * (lo + hi) == pytest.approx(bm.capital_strategic, rel=1e-6)
+    assert hi - lo < 1e-5 * bm.capital_strategic
+    up, down = buyer_deviation_gains(cfg, [bm.capital_competitive] * 2, [1.0, -1.0])
+    assert down > 0 > up
+
+
+@pytest.mark.parametrize(
+    ("h", "j", "m", "deviation"),
+    [
+        (1, 1, 1, "persistent"),
+        (1, 1, 1, "one-period"),
+        (2, 1, 1, "one-period"),
+        (5, 1, 2, "persistent"),
+        (3, 2, 1, "one-period"),
+    ],
+)
+def test_posted_buyer_nash_set_through_the_engine_against_its_derivation(
+    h: int, j: int, m: int, deviation: str
+) -> None:
+    """Posted prices with the rule firms: the ends of the set found through the engine's posted market (exact
+    expectation over the arrival order) agree with the first-order derivation of ``posted_buyer_factors``; one
+    household has no lower end under one-period deviations (its extra order is always rationed)."""
+    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m, market="posted")
+    lo, hi = buyer_nash_set(cfg, deviation, **FAST)
+    d_lo, d_hi = _derived(cfg, deviation)
+    if math.isnan(d_lo):
+        assert math.isnan(lo)
+    else:
+        assert _ratio(cfg, lo) == pytest.approx(d_lo, rel=1e-5)
+    assert _ratio(cfg, hi) == pytest.approx(d_hi, rel=1e-5)
+
+
+def test_posted_rationing_widens_the_set_around_the_next_period_price_heuristic() -> None:
+    """Switching household 0's rationing off (it always arrives first) leaves only the next-period price effect:
+    the set shrinks to the heuristic ``p / (1 - beta / (2 N^h)) = c MPK``. With rationing the one-period set
+    is wide and holds it inside, the persistent set (immune to every deviation path) has it as its upper end,
+    and the competitive steady state and the Walrasian buyer-side one lie outside both."""
+    cfg = _market_cfg(n_households=5, market="posted")
+    heuristic = _derived(cfg, "persistent", rationing=False)[0]
+    assert heuristic == pytest.approx((1 - cfg.beta / 10) ** (1 / 1.7))
+    lo, hi = (_ratio(cfg, k) for k in buyer_nash_set(cfg, "one-period", arrival="first", bracket=(0.85, 1.05), **FAST))
+    assert lo == pytest.approx(heuristic, rel=1e-5) and hi == pytest.approx(heuristic, rel=1e-5)
+    one_lo, one_hi = (_ratio(cfg, k) for k in buyer_nash_set(cfg, "one-period", bracket=(0.85, 1.05), **FAST))
+    per_lo, per_hi = (_ratio(cfg, k) for k in buyer_nash_set(cfg, "persistent", bracket=(0.85, 1.05), **FAST))
+    assert one_lo < heuristic - 0.01 and one_hi > heuristic + 0.005
+    assert one_lo < per_lo < per_hi < one_hi
+    assert per_hi == pytest.approx(heuristic, rel=1e-5) and per_hi - per_lo > 1e-4
+    walrasian = _ratio(cfg, market_benchmarks(_market_cfg(n_households=5)).capital_strategic)
+    assert not per_lo <= walrasian <= per_hi and not one_lo <= 1.0 <= one_hi
+
+
+@pytest.mark.parametrize("h", [1, 2, 5])
+def test_competitive_steady_state_is_outside_the_posted_buyer_nash_set(h: int) -> None:
+    """At the competitive steady state spending e less for good pays a household under posted prices
+    (and, for two or more, spending e less for one period too): the set excludes it."""
+    cfg = _market_cfg(n_households=h, market="posted")
+    k_c = market_benchmarks(cfg).capital_competitive
+    persistent_down, one_down = buyer_deviation_gains(cfg, [k_c, k_c], -1.0, persistent=[True, False])
+    assert persistent_down > 0
+    assert one_down > 0 or h == 1
+
+
+def test_random_arrival_orders_with_common_random_numbers_agree_with_the_exact_expectation() -> None:
+    """Averaging over random arrival orders (common random numbers across the runs with and without the
+    deviation) agrees with the exact expectation over household 0 arriving first or last, within the sampling
+    error of the share of orders in which it is last; and the same seed gives the same numbers."""
+    cfg = _market_cfg(n_households=3, market="posted")
+    k = 0.95 * market_benchmarks(cfg).capital_competitive
+    kw = {"horizon": 300}
+    draws = 600
+    exact = buyer_deviation_gains(cfg, [k, k], [1.0, -1.0], **kw)
+    first = buyer_deviation_gains(cfg, [k, k], [1.0, -1.0], arrival="first", **kw)
+    mc = buyer_deviation_gains(cfg, [k, k], [1.0, -1.0], arrival=draws, seed=3, **kw)
+    h = cfg.n_households
+    last = h * (exact - (1 - 1 / h) * first)  # the gain when household 0 arrives last
+    se = np.abs(last - first) * math.sqrt((1 / h) * (1 - 1 / h) / draws)
+    assert np.all(np.abs(mc - exact) < 4 * se)
+    assert np.all(np.abs(last - first) > 0.05)  # rationing matters at this K
+    np.testing.assert_array_equal(mc, buyer_deviation_gains(cfg, [k, k], [1.0, -1.0], arrival=draws, seed=3, **kw))
+
+
+def test_buyer_deviation_bad_input() -> None:
+    cfg = _market_cfg(n_households=2, market="posted")
+    with pytest.raises(ConfigError, match="deviation"):
+        buyer_nash_set(cfg, "two-period")
+    with pytest.raises(ConfigError, match="arrival"):
+        buyer_deviation_gains(cfg, [1.0], 1.0, arrival="last")
+    with pytest.raises(ConfigError, match="firms = 'competitive'"):
+        buyer_deviation_gains(_market_cfg(n_households=2, market="posted", firms="decision"), [1.0], 1.0)

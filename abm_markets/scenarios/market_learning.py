@@ -250,11 +250,19 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.learn import evaluate as ev
     from abm_markets.learn.exploit import best_response_gain
     from abm_markets.learn.train import Trainer, train
-    from abm_markets.solvers.market_power import market_benchmarks, profit_gain
+    from abm_markets.solvers.market_power import buyer_nash_set, market_benchmarks, profit_gain
 
     econ = cfg.economy()
     eco = InvestmentEconomy(econ, device=ctx.device)
     bm = market_benchmarks(econ, households=cfg.households)
+    strategic_range = (bm.capital_strategic, bm.capital_strategic)
+    if econ.market == "posted" and econ.firms == "competitive" and cfg.households == "learning":
+        # posted prices: the buyer-side Nash set (immune to every spending deviation) through the engine's market;
+        # capital_strategic is its midpoint (the set is 0.03% of K wide at N^h = 5)
+        strategic_range = buyer_nash_set(econ, "persistent")
+        k_mid = 0.5 * (strategic_range[0] + strategic_range[1])
+        p_mid = econ.phi * econ.n_households * econ.delta * k_mid / econ.firms_per_good
+        bm = dataclasses.replace(bm, capital_strategic=k_mid, price_strategic=p_mid)
     trainer = Trainer(eco, cfg.train_config(), seed=ctx.seed, fixed=cfg.fixed_sources(eco))
     path = ev.make_eval_path(eco, cfg.eval_paths, cfg.eval_periods, ctx.generator(offset=100))
     keys = ("eval_capital_ratio",) + (("eval_markup",) if cfg.firms == "learning" else ())
@@ -294,6 +302,8 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
         "capital_learned": learned["capital"],
         "capital_competitive": bm.capital_competitive,
         "capital_strategic": bm.capital_strategic,
+        "capital_strategic_low": strategic_range[0],
+        "capital_strategic_high": strategic_range[1],
         "capital_initial": before["capital"],
         "capital_learned_over_competitive": learned["capital"] / bm.capital_competitive,
         "capital_learned_over_strategic": learned["capital"] / bm.capital_strategic,
