@@ -83,6 +83,21 @@ def lottery(b_next: Tensor, grid: Tensor, *, power: float | None = None) -> tupl
 _CELLS: dict[int, tuple[Tensor, Tensor]] = {}
 
 
+def random_wealth(a: Tensor, n: int, lo: float, hi: float, generator: torch.Generator) -> Tensor:
+    """``n`` random wealth densities on the asset grid ``a``, shape ``(n, nb)``, each summing to 1.
+
+    Per density a gamma shape ``k`` uniform in [1, 3] and a mean uniform in ``[lo, hi]``:
+    mass proportional to ``(a + 1e-3)^(k - 1) exp(-a k / mean)`` times the grid spacing.
+    Draws ``(n, 2)`` uniforms from ``generator`` (on ``a``'s device and dtype).
+    """
+    u = torch.rand(n, 2, generator=generator, device=a.device, dtype=a.dtype)
+    mean = lo + u[:, :1] * (hi - lo)
+    shape = 1.0 + 2.0 * u[:, 1:2]
+    dens = torch.exp((shape - 1) * torch.log(a[None, :] + 1e-3) - a[None, :] * shape / mean)
+    dens = dens * torch.diff(a, prepend=a[:1] - (a[1] - a[0]))[None, :]
+    return dens / dens.sum(1, keepdim=True)
+
+
 def _cells(grid: Tensor) -> Tensor:
     """``(nb - 1, 2)`` left point and width of each grid cell, cached per grid tensor.
 

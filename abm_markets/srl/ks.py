@@ -140,14 +140,7 @@ class KSModel:
         if kind == "fixed":
             return self.dist_ss.to(device=device, dtype=dtype).expand(n, -1, -1).clone()
         a = self.a.to(device=device, dtype=dtype)
-        u = torch.rand(n, 2, generator=generator, device=device, dtype=dtype)
-        lo, hi = float(self.K64[0]), float(self.K64[-1])
-        mean = lo + u[:, :1] * (hi - lo)
-        shape = 1.0 + 2.0 * u[:, 1:2]
-        scale = mean / shape
-        dens = torch.exp((shape - 1) * torch.log(a[None, :] + 1e-3) - a[None, :] / scale)
-        dens = dens * torch.diff(a, prepend=a[:1] - (a[1] - a[0]))[None, :]
-        dens = dens / dens.sum(1, keepdim=True)
+        dens = grids.random_wealth(a, n, float(self.K64[0]), float(self.K64[-1]), generator)
         return dens[:, :, None] * self.pi_e64.to(device=device, dtype=dtype)[None, None, :]
 
     def initial_carry(self, n: int, z0: Tensor, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:

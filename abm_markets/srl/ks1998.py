@@ -106,13 +106,7 @@ class KS98Model:
         if kind == "fixed":
             return self.dist0.to(device=device, dtype=dtype).expand(n, -1, -1).clone()
         a = self.a.to(device=device, dtype=dtype)
-        u = torch.rand(n, 2, generator=generator, device=device, dtype=dtype)
-        lo, hi = float(self.K64[0]), float(self.K64[-1])
-        mean = lo + u[:, :1] * (hi - lo)
-        shape = 1.0 + 2.0 * u[:, 1:2]
-        dens = torch.exp((shape - 1) * torch.log(a[None, :] + 1e-3) - a[None, :] * shape / mean)
-        dens = dens * torch.diff(a, prepend=a[:1] - (a[1] - a[0]))[None, :]
-        dens = dens / dens.sum(1, keepdim=True)
+        dens = grids.random_wealth(a, n, float(self.K64[0]), float(self.K64[-1]), generator)
         u_mean = 0.5 * (self.cal.u_bad + self.cal.u_good)
         emp = torch.tensor([u_mean, 1 - u_mean], device=device, dtype=dtype)
         return dens[:, :, None] * emp[None, None, :]
