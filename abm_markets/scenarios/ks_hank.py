@@ -90,8 +90,8 @@ def _plt():
     "ks-srl",
     config=KSScenarioConfig,
     description="Krusell-Smith by structural RL vs stationary equilibrium, KS algorithm and a Mesa finite-agent check",
-    expected_wall_s=87.1,
-    expected_wall_source="one default run, 1 thread, 2026-11-29",
+    expected_wall_s=238.0,
+    expected_wall_source="one default run with the SSJ check, 1 thread, CPU shared at load 6, 2026-11-30",
 )
 def run_ks(cfg: KSScenarioConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
