@@ -45,6 +45,10 @@ def test_summary_reports_the_learned_market_against_the_benchmarks(run_dir: Path
         (s["profit_learned"] - bm.profit_nash) / (bm.profit_joint - bm.profit_nash)
     )
     assert s["exploitability_households_ce_pct"] >= 0 and s["exploitability_firms_pct"] >= 0
+    # learning firms and learning households (N^h = 2): the firms' benchmarks against strategic buyers
+    assert s["buyer_factor_fixed_capacity"] == pytest.approx(0.5)
+    assert s["capital_nash_strategic_buyers"] == pytest.approx(bm.capital_nash * 0.5 ** (1 / 1.7))
+    assert math.isfinite(s["profit_gain_strategic_buyers"])
     assert isinstance(s["converged"], bool) and s["train_iterations"] == 4
     (sub,) = s["subgroups"]  # one information subgroup: every household
     assert sub["households"] == "0-1" and sub["welfare_per_household"] == pytest.approx(s["welfare_per_household"])

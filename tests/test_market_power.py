@@ -26,9 +26,11 @@ from abm_markets.errors import ConfigError
 from abm_markets.solvers.market_power import (
     buyer_deviation_gains,
     buyer_nash_set,
+    capacity_buyer_factor,
     market_benchmarks,
     posted_buyer_factors,
     profit_gain,
+    strategic_buyer_benchmarks,
 )
 
 T = torch.float64
@@ -386,3 +388,90 @@ def test_buyer_deviation_bad_input() -> None:
         buyer_deviation_gains(cfg, [1.0], 1.0, arrival="last")
     with pytest.raises(ConfigError, match="firms = 'competitive'"):
         buyer_deviation_gains(_market_cfg(n_households=2, market="posted", firms="decision"), [1.0], 1.0)
+
+
+def _units_at_fixed_capacity(cfg: InvestmentConfig, spending: torch.Tensor, capacity: float) -> torch.Tensor:
+    """Units each household gets ``[..., H]`` through the engine's Walrasian market when the good's one firm has
+    committed ``capacity`` (the learning firm's action) and households spend ``spending [..., H]``."""
+    from abm_markets.markets.base import MarketNoise, Offers, Orders
+    from abm_markets.markets.walrasian import WalrasianMarket
+
+    b = spending.reshape(-1, spending.shape[-1], 1)
+    orders = Orders(budget=b, quantity=torch.full_like(b, math.inf))
+    cap = torch.full((b.shape[0], 1, 1), capacity, dtype=T)
+    offers = Offers(phi=cfg.phi, price=torch.ones_like(cap), capacity=cap, n_sellers=1)
+    u = torch.zeros(b.shape[0], b.shape[1], dtype=T)
+    trade = WalrasianMarket().clear(orders, offers, MarketNoise(u, u[..., None]))
+    return trade.bought[..., 0].reshape(spending.shape)
+
+
+@pytest.mark.parametrize("h", [1, 2, 5, 10])
+def test_fixed_capacity_buyer_factor_through_the_engine(h: int) -> None:
+    """With the firm's capacity committed, one household's marginal cost of a unit (central differences of its
+    spending through the engine's market) is ``p / (1 - 1 / N^h)``: infinite for a lone buyer (its spending moves
+    no unit), twice the price impact of the competitive-supply case otherwise."""
+    cfg = _market_cfg(n_households=h)
+    x, cap = 0.3, 0.05
+    e = 1e-6 * x
+    dev = torch.full((3, h), x, dtype=T)
+    dev[1, 0] += e
+    dev[2, 0] -= e
+    units = _units_at_fixed_capacity(cfg, dev, cap)
+    price = h * x / float(units[0].sum())
+    d_units = float(units[1, 0] - units[2, 0]) / (2 * e)
+    measured = price * d_units  # p / marginal cost
+    assert measured == pytest.approx(capacity_buyer_factor(cfg), abs=1e-7)
+    assert math.isnan(capacity_buyer_factor(cfg, "posted"))
+
+
+def _profits_scaled(cfg: InvestmentConfig, q: np.ndarray, factor: float) -> np.ndarray:
+    p = factor * _demand_prices(cfg, q.sum(1))
+    return p[:, None] * q - 0.5 * cfg.phi * q * q
+
+
+@pytest.mark.parametrize(("h", "j", "m"), [(2, 2, 1), (5, 1, 2), (4, 2, 1)])
+def test_firms_against_strategic_buyers_by_best_responses(h: int, j: int, m: int) -> None:
+    """Firms best-respond in quantities to the strategic households' demand (the price-taking demand scaled by the
+    factor measured through the engine above): the benchmarks' markups, capital and profits come out, and they
+    differ from the price-taking ones."""
+    cfg = _market_cfg(n_households=h, n_capital_goods=j, firms_per_good=m)
+    x, e = 0.3, 0.3e-6
+    dev = torch.full((2, h), x, dtype=T)
+    dev[0, 0] += e
+    dev[1, 0] -= e
+    units = _units_at_fixed_capacity(cfg, dev, 0.05)
+    factor = (h * x / 0.05) * float(units[0, 0] - units[1, 0]) / (2 * e)
+    sb, bm = strategic_buyer_benchmarks(cfg), market_benchmarks(cfg)
+    q = np.full((j, m), bm.quantity_competitive) * np.linspace(0.6, 1.4, j * m).reshape(j, m)
+    for _ in range(400):
+        prev = q.copy()
+        for g in range(j):
+            for f in range(m):
+
+                def neg(v: float, g: int = g, f: int = f) -> float:
+                    qq = q.copy()
+                    qq[g, f] = v
+                    return -float(_profits_scaled(cfg, qq, factor)[g, f])
+
+                q[g, f] = optimize.minimize_scalar(
+                    neg, bounds=(1e-9, 5 * bm.quantity_competitive), method="bounded", options={"xatol": 1e-13}
+                ).x
+        if np.max(np.abs(q - prev)) < 1e-11:
+            break
+    price = factor * _demand_prices(cfg, q.sum(1))
+    np.testing.assert_allclose(price[:, None] / (cfg.phi * q), sb.markup_nash, rtol=1e-5)
+    np.testing.assert_allclose(q.sum(1) / (h * cfg.delta), sb.capital_nash, rtol=1e-5)
+    np.testing.assert_allclose(_profits_scaled(cfg, q, factor), sb.profit_nash, rtol=1e-5)
+    assert sb.capital_nash < 0.97 * bm.capital_nash  # told apart from the price-taking benchmark
+    res = optimize.minimize(
+        lambda v: -float(_profits_scaled(cfg, np.exp(v).reshape(j, m), factor).sum()),
+        np.log(np.full(j * m, bm.quantity_competitive) * np.linspace(0.5, 1.5, j * m)),
+        method="Nelder-Mead" if j * m <= 2 else "BFGS",
+        options={"xatol": 1e-12, "fatol": 1e-15} if j * m <= 2 else {"gtol": 1e-12},
+    )
+    assert -res.fun == pytest.approx(j * m * sb.profit_joint, rel=1e-7)
+
+
+def test_no_trade_with_one_strategic_buyer() -> None:
+    sb = strategic_buyer_benchmarks(_market_cfg(n_households=1))
+    assert sb.buyer_factor == 0.0 and sb.capital_nash == 0.0 and sb.profit_joint == 0.0

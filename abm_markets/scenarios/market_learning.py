@@ -317,6 +317,7 @@ def run(cfg: MarketLearningConfig, ctx: RunContext) -> dict[str, Any]:
         "profit_nash": bm.profit_nash,
         "profit_joint": bm.profit_joint,
         "profit_gain": profit_gain(learned["profit"], bm.profit_nash, bm.profit_joint),
+        **_against_strategic_buyers(econ, cfg, learned["profit"]),
         "welfare_per_household": learned["welfare_per_household"],
         "subgroups": subgroup_results(eco, learned, bm.capital_competitive),
         "exploitability_households_ce_pct": exploit["households"]["exploitability"] if "households" in exploit else nan,
@@ -411,3 +412,19 @@ def _plots(ctx: RunContext, metrics: list[dict[str, Any]], bm: Any) -> None:
     axes[1].set_ylabel("markup")
     axes[1].legend(fontsize=8)
     ctx.save_figure("market_learning", fig)
+
+
+def _against_strategic_buyers(econ: Any, cfg: Any, profit: float) -> dict[str, float]:
+    """Firms' benchmarks against strategic (learning) households, for runs where both learn (NaN otherwise, and
+    for mechanisms where they are not derived): docs/markets_learning.md, "Against strategic buyers"."""
+    from abm_markets.solvers.market_power import profit_gain, strategic_buyer_benchmarks
+
+    nan = float("nan")
+    keys = ("capital_nash", "capital_joint", "profit_nash", "profit_joint")
+    if not (cfg.households == "learning" and cfg.firms == "learning"):
+        return {f"{k}_strategic_buyers": nan for k in (*keys, "profit_gain")} | {"buyer_factor_fixed_capacity": nan}
+    sb = strategic_buyer_benchmarks(econ)
+    out = {f"{k}_strategic_buyers": getattr(sb, k) for k in keys}
+    out["profit_gain_strategic_buyers"] = profit_gain(profit, sb.profit_nash, sb.profit_joint)
+    out["buyer_factor_fixed_capacity"] = sb.buyer_factor
+    return out

@@ -31,6 +31,12 @@ delta))`` and ``MPK = (alpha / N^c) K^(alpha - 1)`` the marginal product of one 
   c s_j dY/dK_j / M``, a markup ``M / (M - 1 + s_j)`` (``1 / s_j`` for one firm, ~5.0 at the default calibration
   against the static monopoly's 3.3); joint profit: ``1 / (c delta alpha)`` whatever ``M``.
 
+* **Against strategic buyers** (learning households who take their own price impact into account, Walrasian
+  clearing, firms setting quantities): a household's marginal cost of a unit is ``p / (1 - 1 / N^h)``, so the
+  inverse demand is scaled by ``1 - 1 / N^h``: the markups are unchanged and ``K`` falls by ``(1 - 1 /
+  N^h)^(1 / (2 - alpha))``; with one household no steady state with trade exists
+  (:func:`strategic_buyer_benchmarks`).
+
 At a markup ``mu`` on marginal cost, ``K = K_comp mu^(-1 / (2 - alpha))`` (for both households' behaviours).
 Tests check each against a brute-force numerical search (one-period deviations through the engine's Walrasian
 market, best-response iteration and direct maximisation of profit on numerically solved demand).
@@ -53,11 +59,13 @@ __all__ = [
     "buyer_deviation_gains",
     "buyer_nash_set",
     "buyer_price_factor",
+    "capacity_buyer_factor",
     "capital_at_markup",
     "firm_markups",
     "market_benchmarks",
     "posted_buyer_factors",
     "profit_gain",
+    "strategic_buyer_benchmarks",
 ]
 
 
@@ -178,6 +186,60 @@ def market_benchmarks(cfg: Any, market: str | None = None, households: str = "le
         profit_nash=pi_n,
         profit_joint=pi_j,
     )
+
+
+def capacity_buyer_factor(cfg: Any, market: str | None = None) -> float:
+    """``p / (marginal cost of a unit to one household)`` when each good's quantity is fixed within the period, as
+    when learning firms set capacity: under Walrasian clearing of spending orders a household gets ``I_i = x_i Q /
+    X`` units, so ``dI_i / dx_i = (1 - x_i / X) / p`` and the factor is ``1 - 1 / N^h`` at a symmetric state (twice
+    the impact of the competitive-supply case, where supply rises with spending). One household alone gets the
+    whole quantity whatever it spends: the factor is 0 and no steady state with trade exists. NaN for posted
+    prices and bilateral trade, where the firm names the price and a household's order moves it only through the
+    firm's policy."""
+    if (market or cfg.market) != "walrasian":
+        return float("nan")
+    return 1.0 - 1.0 / cfg.n_households
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategicBuyerBenchmarks:
+    """Firms' benchmarks against households who take their own price impact into account (Walrasian clearing,
+    firms setting quantities): the households' inverse demand is ``buyer_factor`` times the price-taking one, which
+    leaves its elasticity and so the Nash and joint markups unchanged and lowers capital by
+    ``buyer_factor^(1 / (2 - alpha))``. Per household and good ``capital_*``, per good ``price_*``, per firm and
+    period ``profit_*``."""
+
+    buyer_factor: float
+    markup_nash: float
+    markup_joint: float
+    capital_nash: float
+    capital_joint: float
+    price_nash: float
+    price_joint: float
+    profit_nash: float
+    profit_joint: float
+
+    def to_json(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def strategic_buyer_benchmarks(cfg: Any, market: str | None = None) -> StrategicBuyerBenchmarks:
+    """The static Nash among firms (quantities) and the joint-profit maximum when the buyers are strategic
+    households (:func:`capacity_buyer_factor`); all NaN where that factor is not derived, capital and profits 0
+    at ``N^h = 1`` (no trade)."""
+    _check(cfg)
+    factor = capacity_buyer_factor(cfg, market)
+    mu_nash, mu_joint = firm_markups(cfg, "learning", market)
+    out: dict[str, float] = {"buyer_factor": factor, "markup_nash": mu_nash, "markup_joint": mu_joint}
+    for name, mu in (("nash", mu_nash), ("joint", mu_joint)):
+        if math.isfinite(factor):
+            k = capital_at_markup(cfg, mu, factor)
+            q = cfg.n_households * cfg.delta * k / cfg.firms_per_good
+            p = mu * cfg.phi * q
+            out |= {f"capital_{name}": k, f"price_{name}": p, f"profit_{name}": p * q - 0.5 * cfg.phi * q * q}
+        else:
+            out |= {f"capital_{name}": float("nan"), f"price_{name}": float("nan"), f"profit_{name}": float("nan")}
+    return StrategicBuyerBenchmarks(**out)
 
 
 def profit_gain(profit: float, nash: float, joint: float) -> float:
