@@ -34,8 +34,10 @@ SMALL: dict[str, tuple[str, dict[str, object]]] = {
         "collusion-budgets",
         {
             "dqn_budgets": "300",
+            "ppo_budgets": "320",
             "tabular_budgets": "2000",
             "dqn_sessions": 3,
+            "ppo_sessions": 3,
             "tabular_sessions": 8,
             "baseline_sessions": 4,
             "baseline_beta": 4e-5,
