@@ -153,3 +153,13 @@ def test_scenario_small(tmp_path) -> None:
     np.testing.assert_allclose(tab["profit_gain"].to_numpy(), gain, atol=1e-9)
     steps = pl.read_parquet(out / "steps.parquet")
     assert set(steps["case"].unique()) >= {"dqn|T=300", "tabular|T=2000", "tabular-calvano|converged"}
+
+
+def test_run_leaves_subnormal_floats_on(tmp_path) -> None:
+    """The scenario flushes denormals while it runs and switches that process-wide state off again."""
+    from abm_markets.runner import run_scenario
+
+    small = {"dqn_budgets": "300", "ppo_budgets": "320", "tabular_budgets": "2000", "dqn_sessions": "2",
+             "ppo_sessions": "2", "tabular_sessions": "4", "baseline_sessions": "0", "hidden": "8,8"}  # fmt: skip
+    run_scenario("collusion-budgets", overrides=small, seed=0, out=tmp_path / "r", progress=False)
+    assert torch.tensor([1e-40], dtype=torch.float32).item() != 0.0

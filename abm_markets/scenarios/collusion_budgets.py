@@ -109,6 +109,19 @@ def _cell_summary(gain: Any, price: Any, stable: Any, punished: Any) -> dict[str
     expected_wall_source="sum of the five runs of docs/collusion_budgets.md, 1 thread, 2 busy cores, 2026-11-30",
 )
 def run(cfg: BudgetsConfig, ctx: RunContext) -> dict[str, Any]:
+    import torch
+
+    # a precaution (its effect was not measured): Adam's moments of dead ReLU units decay towards denormal floats,
+    # which are slow on x86 CPUs; flushing them to zero changes no value above ~1e-38. It is process-wide state,
+    # so it is switched off again when the run ends (other code in the process may rely on subnormals).
+    torch.set_flush_denormal(True)
+    try:
+        return _run(cfg, ctx)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _run(cfg: BudgetsConfig, ctx: RunContext) -> dict[str, Any]:
     import numpy as np
     import polars as pl
     import torch
@@ -119,9 +132,6 @@ def run(cfg: BudgetsConfig, ctx: RunContext) -> dict[str, Any]:
     from abm_markets.solvers import pricing
 
     torch.set_num_threads(cfg.threads)
-    # a precaution (its effect was not measured): Adam's moments of dead ReLU units decay towards denormal floats,
-    # which are slow on x86 CPUs; flushing them to zero changes no value above ~1e-38
-    torch.set_flush_denormal(True)
     economy = LogitDuopoly(LogitDuopolyConfig(action="grid", memory=1, grid_size=15, xi=0.1))
     market, m = economy.market, 15
     grid = economy.grid.numpy()
