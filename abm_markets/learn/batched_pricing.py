@@ -73,20 +73,14 @@ _STREAM_STATE, _STREAM_INIT, _STREAM_COIN, _STREAM_ACT, _STREAM_BATCH = 1, 2, 3,
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BatchedDQNConfig(Config):
-    """Settings of the batched DQN duopolists (defaults: collusion-deeprl's DQN where it applies, see the docs)."""
+class _SessionsConfig(Config):
+    """What the batched DQN and PPO duopolists share: the session, the market's grid and the stability check."""
 
     periods: int = param(5000, "Periods T of each session (one market per session).", ge=1)
-    eps_beta: float = param(1.6e-3, "Exploration decay per period: eps_t = exp(-eps_beta t).", gt=0.0)
     gamma: float = param(0.95, "Discount factor delta.", ge=0.0, lt=1.0)
-    hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of each Q-network (ReLU).", ge=1)
+    hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of each network (ReLU).", ge=1)
     lr: float = param(1e-3, "Adam learning rate.", gt=0.0)
-    batch_size: int = param(32, "Minibatch transitions per gradient step and network.", ge=1)
-    train_every: int = param(4, "Periods between gradient steps (one step per network each time).", ge=1)
-    target_update: int = param(100, "Gradient steps between target-network syncs.", ge=1)
-    buffer_size: int = param(50_000, "Replay capacity per session (the latest transitions).", ge=1)
     grid_size: int = param(15, "Calvano's price grid points m (the actions).", ge=2)
-    xi: float = param(0.1, "Grid extends xi (p_M - p_N) beyond the Nash and monopoly prices.", ge=0.0)
     fixed_rival: int = param(
         -1, "Firm 1 always posts this grid index and does not learn (-1: firm 1 learns too).", ge=-1
     )
@@ -96,35 +90,33 @@ class BatchedDQNConfig(Config):
     def validate(self) -> None:
         if self.fixed_rival >= self.grid_size:
             raise ConfigError(
-                f"BatchedDQNConfig.fixed_rival = {self.fixed_rival}; expected -1 or a grid index < {self.grid_size}"
+                f"{type(self).__name__}.fixed_rival = {self.fixed_rival}; "
+                f"expected -1 or a grid index < {self.grid_size}"
             )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BatchedPPOConfig(Config):
-    """Settings of the batched PPO duopolists (discrete grid prices; collusion-deeprl's PPO settings otherwise)."""
+class BatchedDQNConfig(_SessionsConfig):
+    """Settings of the batched DQN duopolists (defaults: collusion-deeprl's DQN where it applies, see the docs)."""
 
-    periods: int = param(5000, "Periods T of each session (one market per session).", ge=1)
-    gamma: float = param(0.95, "Discount factor delta.", ge=0.0, lt=1.0)
+    eps_beta: float = param(1.6e-3, "Exploration decay per period: eps_t = exp(-eps_beta t).", gt=0.0)
+    batch_size: int = param(32, "Minibatch transitions per gradient step and network.", ge=1)
+    train_every: int = param(4, "Periods between gradient steps (one step per network each time).", ge=1)
+    target_update: int = param(100, "Gradient steps between target-network syncs.", ge=1)
+    buffer_size: int = param(50_000, "Replay capacity per session (the latest transitions).", ge=1)
+    xi: float = param(0.1, "Grid extends xi (p_M - p_N) beyond the Nash and monopoly prices.", ge=0.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchedPPOConfig(_SessionsConfig):
+    """Settings of the batched PPO duopolists (discrete grid prices; collusion-deeprl's PPO settings otherwise);
+    ``hidden`` sizes the policy and the value network alike."""
+
     gae_lambda: float = param(0.95, "GAE lambda.", ge=0.0, le=1.0)
-    hidden: tuple[int, ...] = param((64, 64), "Hidden layer widths of the policy and of the value network.", ge=1)
-    lr: float = param(1e-3, "Adam learning rate (policy and value network).", gt=0.0)
     rollout: int = param(32, "Periods per rollout (one market: transitions per update and network).", ge=2)
     epochs: int = param(4, "Full-batch Adam steps on each rollout.", ge=1)
     clip: float = param(0.2, "PPO ratio clip.", gt=0.0)
     vf_coef: float = param(0.5, "Weight of the value loss.", ge=0.0)
-    grid_size: int = param(15, "Calvano's price grid points m (the actions).", ge=2)
-    fixed_rival: int = param(
-        -1, "Firm 1 always posts this grid index and does not learn (-1: firm 1 learns too).", ge=-1
-    )
-    check_every: int = param(0, "Periods between greedy-table snapshots (0: T // 100).", ge=0)
-    check_tail: float = param(0.1, "Share of T at the end over which greedy stability is checked.", gt=0.0, le=1.0)
-
-    def validate(self) -> None:
-        if self.fixed_rival >= self.grid_size:
-            raise ConfigError(
-                f"BatchedPPOConfig.fixed_rival = {self.fixed_rival}; expected -1 or a grid index < {self.grid_size}"
-            )
 
 
 @dataclasses.dataclass
