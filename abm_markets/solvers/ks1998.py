@@ -273,10 +273,9 @@ def simulate(policy, cal: KS98Calibration, z_idx: torch.Tensor, dist0: torch.Ten
     Pz, P = transition(cal)
     cond = (P / Pz[:, None, :, None]).numpy()  # P(eps' | eps, z, z')
     zs = z_idx.numpy()
-    T, n_a = zs.shape[0], a_grid.shape[0]
+    T = zs.shape[0]
     zL = [(cal.z_bad, cal.l_bar * (1 - cal.u_bad)), (cal.z_good, cal.l_bar * (1 - cal.u_good))]
     g = dist0.to(DTYPE).numpy().copy()
-    col = np.array([0, 1])
     Ks, Cs = np.empty(T), np.empty(T)
     for t in range(T):
         zi = int(zs[t])
@@ -288,13 +287,20 @@ def simulate(policy, cal: KS98Calibration, z_idx: torch.Tensor, dist0: torch.Ten
         c = (1.0 + r) * a_grid[:, None] + w * cal.l_bar * eps[None, :] - pol
         Ks[t], Cs[t] = K, float((g * c).sum())
         if t + 1 < T:
-            i = np.clip(np.searchsorted(a_grid, pol, side="right") - 1, 0, n_a - 2)
-            wt = (a_grid[i + 1] - pol) / (a_grid[i + 1] - a_grid[i])
-            flat = (2 * i + col).ravel()  # (k, eps) -> 2 k + eps
-            gw = g * wt
-            out = np.bincount(flat, gw.ravel(), 2 * n_a) + np.bincount(flat + 2, (g - gw).ravel(), 2 * n_a)
-            g = out.reshape(n_a, 2) @ cond[zi, :, int(zs[t + 1]), :]
+            g = _lottery_np(g, a_grid, pol) @ cond[zi, :, int(zs[t + 1]), :]
     return torch.from_numpy(Ks), torch.from_numpy(Cs), torch.from_numpy(g)
+
+
+def _lottery_np(g: np.ndarray, a_grid: np.ndarray, pol: np.ndarray) -> np.ndarray:
+    """Young's lottery in NumPy: the mass ``g (n_a, 2)`` moved to the grid points around its savings ``pol``
+    (``pol`` inside the grid), before the employment transition."""
+    n_a = a_grid.shape[0]
+    i = np.clip(np.searchsorted(a_grid, pol, side="right") - 1, 0, n_a - 2)
+    wt = (a_grid[i + 1] - pol) / (a_grid[i + 1] - a_grid[i])
+    flat = (2 * i + np.array([0, 1])).ravel()  # (k, eps) -> 2 k + eps
+    gw = g * wt
+    out = np.bincount(flat, gw.ravel(), 2 * n_a) + np.bincount(flat + 2, (g - gw).ravel(), 2 * n_a)
+    return out.reshape(n_a, 2)
 
 
 def policy_from_table(a_next: torch.Tensor, K_grid: torch.Tensor, a_max: float):
@@ -392,7 +398,6 @@ def euler_errors(policy, cal: KS98Calibration, z_idx: torch.Tensor, dist0: torch
     Pz, P = transition(cal)
     cond, Pn = (P / Pz[:, None, :, None]).numpy(), P.numpy()
     zs = z_idx.numpy()
-    n_a = a_grid.shape[0]
 
     def cash(K: float, zi: int) -> np.ndarray:
         r, w, _ = (float(v) for v in prices(K, zi, cal))
@@ -406,13 +411,7 @@ def euler_errors(policy, cal: KS98Calibration, z_idx: torch.Tensor, dist0: torch
         x, _ = cash(K, zi)
         ap = np.clip(policy(K, zi), a_grid[0], a_grid[-1])
         c = x - ap
-        i = np.clip(np.searchsorted(a_grid, ap, side="right") - 1, 0, n_a - 2)
-        wt = (a_grid[i + 1] - ap) / (a_grid[i + 1] - a_grid[i])
-        nxt = np.zeros_like(g)
-        for e in (0, 1):
-            nxt[:, e] = np.bincount(i[:, e], g[:, e] * wt[:, e], n_a) + np.bincount(
-                i[:, e] + 1, g[:, e] * (1.0 - wt[:, e]), n_a
-            )
+        nxt = _lottery_np(g, a_grid, ap)
         Kn = float((nxt * a_grid[:, None]).sum())
         emu = np.zeros_like(g)  # (k, eps)
         for zn in (BAD, GOOD):
