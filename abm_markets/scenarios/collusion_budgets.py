@@ -240,36 +240,33 @@ def _run(cfg: BudgetsConfig, ctx: RunContext) -> dict[str, Any]:
         s0 = bp.initial_state_index(keys, m) @ np.array([m, 1])
         outcome("ppo", 0, g0, s0, np.ones(len(keys), bool), 0.0, {"periods": np.zeros(len(keys), np.int64)})
 
-    # ---- DQN at fixed budgets ------------------------------------------------------------------------------------
-    for budget in cfg.dqn_budgets:
-        dcfg = bp.BatchedDQNConfig(
+    # ---- DQN and PPO at fixed budgets (PPO has no exploration schedule: it explores through its stochastic policy)
+    def dqn(budget: int) -> Any:
+        return bp.BatchedDQNConfig(
             periods=budget, eps_beta=cfg.eps_decay / budget, gamma=cfg.delta, hidden=cfg.hidden, lr=cfg.lr,
             batch_size=cfg.batch_size, train_every=cfg.train_every, target_update=cfg.target_update,
             buffer_size=cfg.buffer_size, check_tail=cfg.check_tail,
         )  # fmt: skip
-        t0 = time.perf_counter()
-        res = bp.train_dqn_sessions(
-            dcfg, keys=tq.session_seeds(ctx.seed, cfg.dqn_sessions, 40_000_000), economy=economy
-        )
-        wall = time.perf_counter() - t0
-        periods = np.full(cfg.dqn_sessions, budget)
-        outcome("dqn", budget, res.greedy, res.state, res.stable, wall,
-                {"periods": periods, "profit_gain_train": res.profit_gain_train})  # fmt: skip
 
-    # ---- PPO at fixed budgets (no exploration schedule: it explores through its stochastic policy) -------------
-    for budget in cfg.ppo_budgets:
-        pcfg = bp.BatchedPPOConfig(
+    def ppo(budget: int) -> Any:
+        return bp.BatchedPPOConfig(
             periods=budget, gamma=cfg.delta, hidden=cfg.hidden, lr=cfg.lr, rollout=cfg.rollout, epochs=cfg.epochs,
             check_tail=cfg.check_tail,
         )  # fmt: skip
-        t0 = time.perf_counter()
-        res = bp.train_ppo_sessions(
-            pcfg, keys=tq.session_seeds(ctx.seed, cfg.ppo_sessions, 50_000_000), economy=economy
-        )
-        wall = time.perf_counter() - t0
-        periods = np.full(cfg.ppo_sessions, budget)
-        outcome("ppo", budget, res.greedy, res.state, res.stable, wall,
-                {"periods": periods, "profit_gain_train": res.profit_gain_train})  # fmt: skip
+
+    deep = (
+        ("dqn", cfg.dqn_budgets, cfg.dqn_sessions, 40_000_000, dqn, bp.train_dqn_sessions),
+        ("ppo", cfg.ppo_budgets, cfg.ppo_sessions, 50_000_000, ppo, bp.train_ppo_sessions),
+    )
+    for learner, learner_budgets, n_sessions, seed_offset, settings, train_sessions in deep:
+        for budget in learner_budgets:
+            t0 = time.perf_counter()
+            res = train_sessions(
+                settings(budget), keys=tq.session_seeds(ctx.seed, n_sessions, seed_offset), economy=economy
+            )
+            wall = time.perf_counter() - t0
+            outcome(learner, budget, res.greedy, res.state, res.stable, wall,
+                    {"periods": np.full(n_sessions, budget), "profit_gain_train": res.profit_gain_train})  # fmt: skip
 
     budgets = pl.DataFrame(cells)
     ctx.save_figure("delta_vs_budget", delta_figure(budgets, cfg.eps_decay))
